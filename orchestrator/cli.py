@@ -1,0 +1,141 @@
+"""`cityveil`: the command line. Bad input ends with exit code 2 and one sentence on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .core.masks import MaskStyle
+from .core.profiles import DEFAULT_PROFILE, Profile, ProfileError, resolve_profile
+from .logging_setup import configure_logging
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Reported as one sentence with exit code 2."""
+
+
+def _profile(args: argparse.Namespace) -> Profile:
+    profile = resolve_profile(args.profile)
+    if args.style:
+        profile = profile.model_copy(update={"style": MaskStyle(args.style)})
+    return profile
+
+
+def cmd_anonymize(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .dataplane.batch.images import MediaError
+    from .dataplane.batch.job import count_frames, plan_outputs, run_job
+    from .dataplane.embedded import EmbeddedEngine
+
+    profile = _profile(args)
+    try:
+        items = plan_outputs([Path(p) for p in args.inputs], Path(args.output), args.image_format)
+    except MediaError as exc:
+        raise UsageError(str(exc)) from None
+    if not items:
+        raise UsageError("no image or video files found in the inputs")
+    engine = EmbeddedEngine(device=args.device, classes=profile.masked_classes)
+    with tqdm(total=count_frames(items), unit="frame", disable=args.quiet or None) as bar:
+        report = run_job(items, engine, profile, bar.update)
+    if args.report:
+        Path(args.report).write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+    if report.errors:
+        for error in report.errors:
+            print(f"cityveil: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation import EvalError, evaluate_set
+
+    profile = _profile(args).model_copy(update={"style": MaskStyle.SOLID})
+    try:
+        result = evaluate_set(Path(args.set), args.cls, profile, device=args.device, limit=args.limit)
+    except EvalError as exc:
+        raise UsageError(str(exc)) from None
+    print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .inference.fetch import FetchError, pull_model
+    from .inference.repository import ModelRepository, RepositoryError
+
+    try:
+        repository = ModelRepository(Path(args.repository) if args.repository else None)
+        names = args.names or repository.names()
+        for name in names:
+            spec = repository.model(name)
+            if args.action == "pull":
+                path = pull_model(spec, force=args.force)
+                print(f"{name}: {path}")
+            else:
+                versions = spec.available_versions()
+                serving = spec.serving_version() if versions else None
+                print(f"{name}\tversions={versions or 'none (run: cityveil models pull)'}\tserving={serving}")
+    except (FetchError, RepositoryError) as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cityveil", description=__doc__)
+    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def engine_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--profile",
+            default=DEFAULT_PROFILE,
+            help="residential, public_space, traffic, restricted, or a profile .yaml file",
+        )
+        p.add_argument("--style", choices=[s.value for s in MaskStyle], help="override the profile's style")
+        p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    anonymize = sub.add_parser("anonymize", help="anonymize images, folders and videos")
+    anonymize.add_argument("inputs", nargs="+", metavar="INPUT")
+    anonymize.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
+    engine_options(anonymize)
+    anonymize.add_argument("--image-format", default="png", choices=["png", "jpg"])
+    anonymize.add_argument("--report", metavar="FILE", help="write a JSON report of what was masked")
+    anonymize.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    anonymize.set_defaults(func=cmd_anonymize)
+
+    evaluate = sub.add_parser("eval", help="masked recall and over-masking on a gt.jsonl set")
+    evaluate.add_argument("--set", required=True, metavar="DIR")
+    evaluate.add_argument("--cls", default="face", choices=["face", "plate"])
+    engine_options(evaluate)
+    evaluate.add_argument("--limit", type=int, help="only the first N images")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(func=cmd_eval)
+
+    models = sub.add_parser("models", help="the model repository")
+    models.add_argument("action", choices=["pull", "list"])
+    models.add_argument("names", nargs="*", help="models (default: all)")
+    models.add_argument("--repository", help="model repository folder (default: triton_models/)")
+    models.add_argument("--force", action="store_true", help="download and write again")
+    models.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        return int(args.func(args))
+    except (UsageError, ProfileError) as exc:
+        print(f"cityveil: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

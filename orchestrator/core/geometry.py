@@ -1,0 +1,48 @@
+"""Camera geometry -> how many pixels a face or a plate spans at each image row.
+
+A pinhole camera at `height_m` above flat ground, pitched `tilt_deg` below the horizon, with a horizontal
+field of view `hfov_deg`. An object of real size S at distance d spans f * S / d pixels, where
+f = (width / 2) / tan(hfov / 2). The ray through row y meets the object's height (a face at 1.6 m, a plate
+at 0.6 m) at distance (camera height - object height) / sin(angle below horizon).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .detections import ObjectClass
+
+# Real-world sizes (metres) and the height above ground where each object is found.
+OBJECT_SIZE_M = {ObjectClass.FACE: 0.16, ObjectClass.PLATE: 0.52}
+OBJECT_HEIGHT_M = {ObjectClass.FACE: 1.6, ObjectClass.PLATE: 0.6}
+
+
+@dataclass(frozen=True)
+class CameraGeometry:
+    height_m: float
+    tilt_deg: float
+    hfov_deg: float
+
+    def focal_px(self, width: int) -> float:
+        return (width / 2) / np.tan(np.radians(self.hfov_deg) / 2)
+
+    def object_px_per_row(
+        self, object_class: ObjectClass, width: int, height: int, max_range_m: float
+    ) -> np.ndarray:
+        """Expected pixel size of the object on each row; rows at or above the horizon see it at max range."""
+        f = self.focal_px(width)
+        rows = np.arange(height) + 0.5
+        below_horizon = np.radians(self.tilt_deg) + np.arctan((rows - height / 2) / f)
+        drop = self.height_m - OBJECT_HEIGHT_M[object_class]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            distance = np.where((below_horizon > 0) & (drop > 0), drop / np.sin(below_horizon), max_range_m)
+        # A camera mounted below the object's height still sees it from about its horizontal distance.
+        distance = np.clip(distance, 0.5, max_range_m)
+        return f * OBJECT_SIZE_M[object_class] / distance
+
+    def smallest_object_px(
+        self, object_class: ObjectClass, width: int, height: int, max_range_m: float
+    ) -> float:
+        return float(self.object_px_per_row(object_class, width, height, max_range_m).min())

@@ -1,0 +1,1 @@
+"""Batch mode: anonymize image files, folders and recorded videos."""

