@@ -6,7 +6,7 @@ repeated, alternating which tool goes first, and the medians are printed as a ta
 The clips are the first ``--frames`` frames of ``--source`` (by default
 ``../shared/eval/videos/person-bicycle-car-detection.mp4`` from the repo root) rescaled with PyAV
 (libx264, the source's frame rate). If the source is missing, a synthetic clip is generated instead:
-moving shapes plus the face from ``skimage.data.astronaut()`` when scikit-image is importable.
+the project's sample (``orchestrator.samples``: the astronaut's face walking across a street).
 
 deface runs in its own virtual environment, created on first use under ``benchmarks/.venv-deface``
 (``pip install deface==1.5.0 onnxruntime``), forced onto onnxruntime's CPU execution provider.
@@ -40,14 +40,15 @@ from functools import partial
 from pathlib import Path
 
 import av
-import numpy as np
+
+from orchestrator.samples import write_sample_video
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = REPO.parent / "shared" / "eval" / "videos" / "person-bicycle-car-detection.mp4"
 DEFACE_VENV = REPO / "benchmarks" / ".venv-deface"
 DEFACE_PACKAGES = ["deface==1.5.0", "onnxruntime"]
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
-SYNTHETIC_RATE = Fraction(25)
+SYNTHETIC_RATE = 25
 
 CITYVEIL = "cityveil"
 CITYVEIL_IN_PROCESS = "cityveil (in-process)"
@@ -73,18 +74,14 @@ class Run:
 # --- clips -----------------------------------------------------------------------------------------
 
 
-def write_frames(
-    path: Path, size: tuple[int, int], rate: Fraction, frames: Iterable[np.ndarray | av.VideoFrame]
-) -> int:
-    """Encode RGB arrays or av.VideoFrames to `path` with libx264 at `size`; returns how many."""
+def write_frames(path: Path, size: tuple[int, int], rate: Fraction, frames: Iterable[av.VideoFrame]) -> int:
+    """Re-encode frames to `path` with libx264 at `size`; returns how many."""
     count = 0
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=rate)
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         for frame in frames:
-            if isinstance(frame, np.ndarray):
-                frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
             frame = frame.reformat(width=size[0], height=size[1], format="yuv420p")
             frame.pts, frame.time_base = count, 1 / rate
             container.mux(stream.encode(frame))
@@ -106,46 +103,21 @@ def source_rate(source: Path) -> Fraction:
         return Fraction(container.streams.video[0].average_rate)
 
 
-def astronaut_face() -> np.ndarray | None:
-    try:
-        from skimage import data
-    except ImportError:
-        return None
-    return data.astronaut()[20:240, 150:330]
-
-
-def synthetic_frames(size: tuple[int, int], count: int):
-    """Moving rectangles and discs on a gradient, with the astronaut's face drifting across."""
-    width, height = size
-    face = astronaut_face()
-    ys, xs = np.mgrid[0:height, 0:width]
-    background = np.stack([xs * 255 // width, ys * 255 // height, np.full_like(xs, 96)], axis=-1)
-    for i in range(count):
-        frame = background.astype(np.uint8)
-        x = (i * 7) % (width - 200)
-        frame[height // 2 : height // 2 + 120, x : x + 200] = (200, 40, 40)
-        cx, cy = width - 100 - (i * 5) % (width - 200), height // 4
-        frame[(xs - cx) ** 2 + (ys - cy) ** 2 < 60**2] = (40, 200, 40)
-        if face is not None:
-            fx, fy = (i * 4) % (width - face.shape[1]), height - face.shape[0] - 20
-            frame[fy : fy + face.shape[0], fx : fx + face.shape[1]] = face
-        yield frame
-
-
 def make_clips(source: Path, frames: int, work: Path) -> tuple[list[Clip], str]:
     """Write one clip per size into `work`; returns them and a line saying where they came from."""
     real = source.is_file()
     if real:
-        origin, rate = f"first {frames} frames of {source}", source_rate(source)
+        origin = f"first {frames} frames of {source}"
     else:
-        with_face = "with" if astronaut_face() is not None else "without (no scikit-image)"
-        origin = f"SYNTHETIC clip, {frames} frames of moving shapes {with_face} a face: {source} is missing"
-        rate = SYNTHETIC_RATE
+        origin = f"SYNTHETIC clip of {frames} frames (the project's sample with a face): {source} is missing"
     clips = []
-    for name, size in SIZES.items():
+    for name, (width, height) in SIZES.items():
         path = work / f"clip-{name}.mp4"
-        content = source_frames(source, frames) if real else synthetic_frames(size, frames)
-        clips.append(Clip(name, path, write_frames(path, size, rate, content)))
+        if real:
+            count = write_frames(path, (width, height), source_rate(source), source_frames(source, frames))
+        else:
+            count = len(write_sample_video(path, width, height, frames, SYNTHETIC_RATE, audio=False))
+        clips.append(Clip(name, path, count))
     return clips, origin
 
 

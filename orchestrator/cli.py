@@ -52,6 +52,24 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate a sample clip and photo with a real face, then anonymize them with the default engine."""
+    from PIL import Image
+
+    from .samples import astronaut, write_sample_video
+
+    inputs = Path(args.output) / "input"
+    inputs.mkdir(parents=True, exist_ok=True)
+    write_sample_video(inputs / "street.mp4", width=1280, height=720, frames=60, fps=15)
+    Image.fromarray(astronaut()).save(inputs / "astronaut.png")
+    report = Path(args.output) / "report.json"
+    argv = ["anonymize", str(inputs), "-o", str(Path(args.output) / "output"), "--report", str(report)]
+    code = main(argv + (["--profile", args.profile] if args.profile else []))
+    if code == 0:
+        print(f"anonymized samples in {Path(args.output) / 'output'}; report: {report}")
+    return code
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import EvalError, evaluate_set
 
@@ -107,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     anonymize.add_argument("--report", metavar="FILE", help="write a JSON report of what was masked")
     anonymize.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     anonymize.set_defaults(func=cmd_anonymize)
+
+    demo = sub.add_parser("demo", help="anonymize a generated sample clip and photo (a first run)")
+    demo.add_argument("-o", "--output", default="cityveil-demo", metavar="DIR")
+    demo.add_argument("--profile", help="profile name or .yaml file (default: public_space)")
+    demo.set_defaults(func=cmd_demo)
 
     evaluate = sub.add_parser("eval", help="masked recall and over-masking on a gt.jsonl set")
     evaluate.add_argument("--set", required=True, metavar="DIR")

@@ -16,5 +16,6 @@ def configure_logging(level: str = "warning") -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # sys.stderr is looked up per logger, not bound once: it may be replaced (tests, daemons).
+        logger_factory=lambda *args: structlog.PrintLogger(sys.stderr),
     )

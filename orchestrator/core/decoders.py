@@ -30,9 +30,10 @@ def batched_nms(det: Detections, iou_threshold: float) -> Detections:
     """NMS within each (frame, class) group in one pass: groups are moved apart so they cannot overlap."""
     if len(det) == 0:
         return det
-    span = float(det.boxes.max()) + 1.0
+    low = float(det.boxes.min())
+    span = float(det.boxes.max()) - low + 1.0
     group = det.frame_index.astype(np.float32) * (ObjectClass.TEXT + 1) + det.classes
-    shifted = det.boxes + (group * span)[:, None]
+    shifted = det.boxes - low + (group * span)[:, None]
     keep = nms(shifted, det.scores, iou_threshold)
     return det.select(np.sort(keep))
 

@@ -83,8 +83,8 @@ def styled(region: Any, style: MaskStyle, strength: float, rng: Any = None) -> A
     if style is MaskStyle.SOLID:
         return xp.broadcast_to(xp.asarray(SOLID_COLOUR, dtype=xp.uint8), region.shape)
     if style is MaskStyle.NOISE:
-        gen = rng if rng is not None else xp.random
-        return gen.randint(0, 256, size=region.shape).astype(xp.uint8)
+        gen = rng if rng is not None else xp.random.default_rng()
+        return gen.integers(0, 256, size=region.shape, dtype=xp.uint8)
     out = _pixelated(region, strength) if style is MaskStyle.PIXELATE else _blurred(region, strength)
     return xp.clip(xp.rint(out), 0, 255).astype(xp.uint8)
 
@@ -110,6 +110,7 @@ def mask_boxes(
 def mask_region(frame: Any, region_mask: Any, style: MaskStyle, strength: float) -> None:
     """Mask the pixels of a boolean HxW mask (a privacy zone) in place, styled over its bounding box."""
     xp = array_module(frame)
+    region_mask = xp.asarray(region_mask)  # zones are rasterised once on the host; frames may be on a GPU
     rows = xp.flatnonzero(region_mask.any(axis=1))
     cols = xp.flatnonzero(region_mask.any(axis=0))
     if len(rows) == 0:

@@ -105,7 +105,7 @@ def plan_frame(
             target = max(target, expected)
         traits = detectors.get(object_class, DetectorTraits(reliable_min_px=target, box_slack=1.0))
         scale = traits.reliable_min_px / target
-        scale = min(MAX_UPSCALE, max(MIN_SCALE, scale, min(budget_scale, MAX_UPSCALE)))
+        scale = min(MAX_UPSCALE, max(MIN_SCALE, scale, budget_scale))
         classes[object_class] = ClassPlan(
             threshold=round(policy.threshold * (1 - CROWD_THRESHOLD_DROP * crowd), 4),
             margin=round(policy.margin * (1 + CROWD_MARGIN_GROWTH * crowd), 4),

@@ -9,18 +9,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from .boxes import iou_matrix
 from .detections import Detections
 
-MATCH_IOU = 0.2
+# A detection continues a track when its centre lies within this many track sizes of the prediction,
+# per frame since the track was last seen: fast walkers move most of a face width between frames.
+MATCH_GATE = 1.0
 VELOCITY_SMOOTHING = 0.5  # weight of the newest displacement in the velocity estimate
 DRIFT_GROWTH = 0.1  # extra margin per missed frame, as a share of the box size
 
 
-def greedy_match(iou: np.ndarray, min_iou: float) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (row, col) matched greedily by descending IoU, each row and column used once."""
-    rows, cols = np.nonzero(iou >= min_iou)
-    order = np.argsort(-iou[rows, cols], kind="stable")
+def centre_affinity(tracks: np.ndarray, found: np.ndarray, gate: np.ndarray) -> np.ndarray:
+    """[T,D] affinity in (0, 1] for pairs whose centres are within `gate` track sizes, else 0."""
+    tc = (tracks[:, :2] + tracks[:, 2:]) / 2
+    fc = (found[:, :2] + found[:, 2:]) / 2
+    size = np.maximum(tracks[:, 2] - tracks[:, 0], tracks[:, 3] - tracks[:, 1])
+    distance = np.linalg.norm(tc[:, None, :] - fc[None, :, :], axis=2) / np.maximum(size, 1.0)[:, None]
+    return np.clip(1.0 - distance / gate[:, None], 0.0, None)
+
+
+def greedy_match(affinity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (row, col) of positive affinity, best first, each row and column used once."""
+    rows, cols = np.nonzero(affinity > 0)
+    order = np.argsort(-affinity[rows, cols], kind="stable")
     used_r: set[int] = set()
     used_c: set[int] = set()
     pairs = []
@@ -38,6 +48,7 @@ class HoldoverTracker:
 
     def __init__(self) -> None:
         self.boxes = np.zeros((0, 4), dtype=np.float32)
+        self.last_seen = np.zeros((0, 4), dtype=np.float32)  # the box as last detected
         self.velocity = np.zeros((0, 4), dtype=np.float32)
         self.classes = np.zeros(0, dtype=np.int32)
         self.scores = np.zeros(0, dtype=np.float32)
@@ -51,16 +62,18 @@ class HoldoverTracker:
     def update(self, found: Detections, holdover_frames: int) -> Detections:
         """Match one frame's detections to tracks; return what must be masked on this frame."""
         predicted = self.boxes + self.velocity
-        iou = iou_matrix(predicted, found.boxes)
-        iou[self.classes[:, None] != found.classes[None, :]] = 0.0
-        t_idx, d_idx = greedy_match(iou, MATCH_IOU)
+        affinity = centre_affinity(predicted, found.boxes, MATCH_GATE * (1 + self.missed))
+        affinity[self.classes[:, None] != found.classes[None, :]] = 0.0
+        t_idx, d_idx = greedy_match(affinity)
 
-        # Matched tracks take the detected box and refresh their velocity.
-        displacement = found.boxes[d_idx] - self.boxes[t_idx]
+        # Matched tracks take the detected box; velocity is per frame since the track was last seen.
+        elapsed = (self.missed[t_idx] + 1)[:, None]
+        displacement = (found.boxes[d_idx] - self.last_seen[t_idx]) / elapsed
         self.velocity[t_idx] = (
             VELOCITY_SMOOTHING * displacement + (1 - VELOCITY_SMOOTHING) * self.velocity[t_idx]
         )
         self.boxes[t_idx] = found.boxes[d_idx]
+        self.last_seen[t_idx] = found.boxes[d_idx]
         self.scores[t_idx] = found.scores[d_idx]
         self.missed[t_idx] = 0
 
@@ -85,6 +98,7 @@ class HoldoverTracker:
     def _open(self, found: Detections) -> None:
         n = len(found)
         self.boxes = np.concatenate([self.boxes, found.boxes])
+        self.last_seen = np.concatenate([self.last_seen, found.boxes])
         self.velocity = np.concatenate([self.velocity, np.zeros((n, 4), dtype=np.float32)])
         self.classes = np.concatenate([self.classes, found.classes])
         self.scores = np.concatenate([self.scores, found.scores])
@@ -94,7 +108,7 @@ class HoldoverTracker:
 
     def _expire(self, holdover_frames: int) -> None:
         keep = self.missed <= holdover_frames
-        for name in ("boxes", "velocity", "classes", "scores", "ids", "missed"):
+        for name in ("boxes", "last_seen", "velocity", "classes", "scores", "ids", "missed"):
             setattr(self, name, getattr(self, name)[keep])
 
     def _current(self) -> Detections:

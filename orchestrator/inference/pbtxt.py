@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|#[^\n]*|[{}\[\]:,;]|[^\s{}\[\]:,;"#]+')
+_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*|[{}\[\]:,;]|[^\s{}\[\]:,;"#]+|(\S)')
+_PUNCTUATION = set("{}[]:,;")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
 
 
 class PbtxtError(ValueError):
@@ -16,12 +18,18 @@ class PbtxtError(ValueError):
 
 
 def _tokens(text: str) -> list[str]:
-    return [t for t in _TOKEN.findall(text) if not t.startswith("#")]
+    tokens = []
+    for match in _TOKEN.finditer(text):
+        if match.group(1):
+            raise PbtxtError(f"unexpected {match.group(1)!r} at offset {match.start()} (an unclosed string?)")
+        if not match.group().startswith("#"):
+            tokens.append(match.group())
+    return tokens
 
 
 def _scalar(token: str) -> Any:
     if token.startswith('"'):
-        return bytes(token[1:-1], "utf-8").decode("unicode_escape")
+        return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), token[1:-1])
     for cast in (int, float):
         try:
             return cast(token)
@@ -70,6 +78,8 @@ class _Parser:
                     self.take()
             self.take()
             return items
+        if token in _PUNCTUATION:
+            raise PbtxtError(f"expected a value, found {token!r}")
         return [_scalar(token)]
 
 

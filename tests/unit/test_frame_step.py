@@ -1,0 +1,252 @@
+"""The shared frame step with a fake detector: what gets masked, when the detector runs, failing closed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from orchestrator.core.detections import Detections, ObjectClass
+from orchestrator.core.masks import SOLID_COLOUR
+from orchestrator.core.policy import CameraContext, DetectorTraits
+from orchestrator.core.profiles import BUILTIN_PROFILES, Profile
+from orchestrator.dataplane.frame_step import StreamAnonymizer
+
+FACE, PLATE = ObjectClass.FACE, ObjectClass.PLATE
+W, H = 96, 64
+FACE_BOX = (20, 10, 50, 40)
+PLATE_BOX = (60, 44, 90, 54)
+
+
+class FakeDetector:
+    """Finds fixed boxes on the frames whose marker pixel (frame[0, 0, 0]) is in `found_on`."""
+
+    def __init__(
+        self,
+        object_class: ObjectClass,
+        boxes: list[tuple[int, int, int, int]],
+        found_on: set[int] | None = None,
+        score: float = 0.9,
+        error: Exception | None = None,
+        reliable_min_px: float = 20,
+    ) -> None:
+        self.object_class = object_class
+        self.traits = DetectorTraits(reliable_min_px=reliable_min_px, box_slack=0.0)
+        self.label = f"fake_{object_class.name.lower()}:1"
+        self.boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        self.found_on = found_on
+        self.score = score
+        self.error = error
+        self.seen: list[int] = []
+        self.calls: list[tuple[int, float, float]] = []
+
+    def detect(self, frames: list[np.ndarray], scale: float, threshold: float) -> Detections:
+        if self.error is not None:
+            raise self.error
+        self.calls.append((len(frames), scale, threshold))
+        parts = []
+        for j, frame in enumerate(frames):
+            marker = int(frame[0, 0, 0])
+            self.seen.append(marker)
+            if self.found_on is None or marker in self.found_on:
+                scores = np.full(len(self.boxes), self.score)
+                parts.append(Detections.build(self.boxes, scores, self.object_class, j))
+        return Detections.concat(parts)
+
+
+def profile(**overrides: object) -> Profile:
+    data: dict = {
+        "name": "unit",
+        "style": "solid",
+        "classes": {
+            "face": {"threshold": 0.4, "min_px": 20, "margin": 0.0, "strength": 1.0},
+            "plate": {"threshold": 0.4, "min_px": 20, "margin": 0.0, "strength": 1.0},
+        },
+        "holdover_s": 0.0,
+        "max_detect_interval": 1,
+    }
+    data.update(overrides)
+    return Profile.model_validate(data)
+
+
+def frames(n: int, start: int = 0, seed: int = 0) -> list[np.ndarray]:
+    """Random frames whose marker pixel holds their number in the stream."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for number in range(start, start + n):
+        frame = rng.integers(100, 200, size=(H, W, 3), dtype=np.uint8)  # never the solid grey 96
+        frame[0, 0, :] = number
+        out.append(frame)
+    return out
+
+
+def anonymizer(p: Profile, *detectors: FakeDetector, zones=()) -> StreamAnonymizer:
+    context = CameraContext(profile=p, width=W, height=H, fps=25.0, privacy_zones=zones)
+    return StreamAnonymizer(context, {d.object_class: d for d in detectors})
+
+
+def solid(frame: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+    x1, y1, x2, y2 = box
+    return bool((frame[y1:y2, x1:x2] == SOLID_COLOUR).all())
+
+
+def box_mask(*boxes: tuple[int, int, int, int]) -> np.ndarray:
+    inside = np.zeros((H, W), bool)
+    for x1, y1, x2, y2 in boxes:
+        inside[y1:y2, x1:x2] = True
+    return inside
+
+
+def test_faces_are_masked_exactly_on_the_frames_where_found() -> None:
+    detector = FakeDetector(FACE, [FACE_BOX], found_on={0, 2})
+    stream = anonymizer(profile(classes={"face": profile().classes["face"]}), detector)
+    batch = frames(3)
+    originals = [f.copy() for f in batch]
+
+    results = stream.process(batch)
+
+    outside = ~box_mask(FACE_BOX)
+    for i in (0, 2):
+        assert results[i].image is batch[i]
+        assert solid(batch[i], FACE_BOX)
+        np.testing.assert_array_equal(batch[i][outside], originals[i][outside])
+        assert results[i].detections == {"face": 1} and results[i].masks == {"face": 1}
+    np.testing.assert_array_equal(batch[1], originals[1])  # no hold-over in this profile
+    assert detector.calls == [(3, pytest.approx(1.0), pytest.approx(0.4))]
+
+
+def test_scores_below_the_class_threshold_are_not_masked() -> None:
+    stream = anonymizer(profile(), FakeDetector(FACE, [FACE_BOX], score=0.3))
+    batch = frames(2)
+    originals = [f.copy() for f in batch]
+    results = stream.process(batch)
+    for frame, original, result in zip(batch, originals, results, strict=True):
+        np.testing.assert_array_equal(frame, original)
+        assert result.detections == {}
+
+
+def test_the_detector_runs_at_the_class_cadence_and_tracks_fill_the_frames_between() -> None:
+    p = profile(
+        classes={"face": {"threshold": 0.4, "min_px": 20, "margin": 0.0, "strength": 1.0, "detect_every": 2}}
+    )
+    detector = FakeDetector(FACE, [FACE_BOX])
+    stream = anonymizer(p, detector)
+
+    first, second = frames(3), frames(3, start=3)
+    results = stream.process(first) + stream.process(second)
+
+    assert detector.seen == [0, 2, 4]
+    assert [r.detected for r in results] == [True, False, True, False, True, False]
+    for frame in first + second:
+        assert solid(frame, FACE_BOX)  # also on frames 1, 3 and 5, from the track
+    assert stream.stats.detected_frames == 3
+    assert stream.stats.masks["face"] == 6
+
+
+def test_requested_load_interval_is_capped_by_the_profile() -> None:
+    detector = FakeDetector(FACE, [FACE_BOX])
+    context = CameraContext(profile=profile(max_detect_interval=3), width=W, height=H)
+    stream = StreamAnonymizer(context, {FACE: detector}, detect_interval=10)
+    stream.process(frames(7))
+    assert detector.seen == [0, 3, 6]
+
+
+def test_a_failing_detector_masks_the_whole_batch_when_the_profile_says_so() -> None:
+    detector = FakeDetector(FACE, [FACE_BOX], error=RuntimeError("inference server gone"))
+    stream = anonymizer(BUILTIN_PROFILES["residential"], detector)
+    batch = frames(3)
+
+    results = stream.process(batch)
+
+    assert all(r.failed and r.image is not None for r in results)
+    for frame in batch:
+        assert (frame == SOLID_COLOUR).all()
+    assert stream.stats.failed_frames == 3
+    assert stream.stats.dropped_frames == 0
+    assert stream.stats.masks["frame"] == 3
+
+
+def test_a_failing_detector_drops_the_batch_on_a_restricted_profile() -> None:
+    detector = FakeDetector(FACE, [FACE_BOX], error=ValueError("corrupt tensor"))
+    stream = anonymizer(BUILTIN_PROFILES["restricted"], detector)
+
+    results = stream.process(frames(4))
+
+    assert [r.image for r in results] == [None] * 4
+    assert all(r.failed for r in results)
+    assert stream.stats.failed_frames == 4
+    assert stream.stats.dropped_frames == 4
+    assert stream.stats.frames == 4
+
+
+def test_one_failing_detector_fails_the_batch_even_if_another_works() -> None:
+    good = FakeDetector(PLATE, [PLATE_BOX])
+    bad = FakeDetector(FACE, [FACE_BOX], error=RuntimeError("timeout"))
+    stream = anonymizer(profile(), good, bad)
+    batch = frames(2)
+    results = stream.process(batch)
+    assert all(r.failed for r in results)
+    assert all((f == SOLID_COLOUR).all() for f in batch)
+
+
+def test_the_stream_recovers_after_a_failed_batch() -> None:
+    detector = FakeDetector(FACE, [FACE_BOX], error=RuntimeError("blip"))
+    stream = anonymizer(profile(), detector)
+    stream.process(frames(2))
+    detector.error = None
+    batch = frames(2, start=2)
+    results = stream.process(batch)
+    assert not any(r.failed for r in results)
+    assert all(solid(f, FACE_BOX) for f in batch)
+    assert stream.stats.failed_frames == 2 and stream.stats.frames == 4
+
+
+def test_privacy_zones_are_masked_even_without_detections() -> None:
+    right_half = ((0.5, 0.0), (1.0, 0.0), (1.0, 1.0), (0.5, 1.0))
+    stream = anonymizer(profile(), FakeDetector(FACE, []), zones=(right_half,))
+    batch = frames(2)
+    originals = [f.copy() for f in batch]
+
+    results = stream.process(batch)
+
+    for frame, original, result in zip(batch, originals, results, strict=True):
+        assert (frame[:, W // 2 :] == SOLID_COLOUR).all()
+        np.testing.assert_array_equal(frame[:, : W // 2], original[:, : W // 2])
+        assert result.detections == {} and not result.failed
+
+
+def test_stats_count_detections_and_masks_per_class() -> None:
+    second_face = (60, 5, 80, 30)
+    faces = FakeDetector(FACE, [FACE_BOX, second_face])
+    plates = FakeDetector(PLATE, [PLATE_BOX])
+    stream = anonymizer(profile(), faces, plates)
+    batch = frames(3)
+
+    results = stream.process(batch)
+
+    assert results[0].detections == {"face": 2, "plate": 1}
+    stats = stream.stats.as_dict()
+    assert stats["frames"] == 3 and stats["detected_frames"] == 3 and stats["failed_frames"] == 0
+    assert stats["detections"] == {"face": 6, "plate": 3}
+    assert stats["masks"] == {"face": 6, "plate": 3}
+    for frame in batch:
+        assert solid(frame, FACE_BOX) and solid(frame, second_face) and solid(frame, PLATE_BOX)
+
+
+def test_classes_outside_the_profile_are_never_detected() -> None:
+    plates = FakeDetector(PLATE, [PLATE_BOX])
+    stream = anonymizer(profile(classes={"face": profile().classes["face"]}), FakeDetector(FACE, []), plates)
+    stream.process(frames(2))
+    assert plates.calls == []
+    assert stream.model_labels == {"face": "fake_face:1"}
+
+
+def test_a_crowd_lowers_the_threshold_given_to_the_detector() -> None:
+    crowd = [(x, y, x + 4, y + 4) for x in range(0, 90, 6) for y in range(8, 60, 6)]  # 135 faces
+    detector = FakeDetector(FACE, crowd)
+    stream = anonymizer(profile(crowd_saturation=30), detector)
+    for start in range(0, 20, 2):
+        stream.process(frames(2, start=start))
+    thresholds = [t for _, _, t in detector.calls]
+    assert thresholds[0] == pytest.approx(0.4)
+    assert thresholds[-1] < 0.35
+    assert stream.plan.crowd_factor > 0.8
