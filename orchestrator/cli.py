@@ -8,8 +8,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .core.camera_settings import load_camera_file
+from .core.config_files import ConfigError
 from .core.masks import MaskStyle
-from .core.profiles import DEFAULT_PROFILE, Profile, ProfileError, resolve_profile
+from .core.profiles import DEFAULT_PROFILE, Profile, resolve_profile
 from .logging_setup import configure_logging
 
 EXIT_USAGE = 2
@@ -34,6 +36,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     from .dataplane.embedded import EmbeddedEngine
 
     profile = _profile(args)
+    camera = load_camera_file(Path(args.camera)) if args.camera else None
     try:
         items = plan_outputs([Path(p) for p in args.inputs], Path(args.output), args.image_format)
     except MediaError as exc:
@@ -42,7 +45,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         raise UsageError("no image or video files found in the inputs")
     engine = EmbeddedEngine(device=args.device, classes=profile.masked_classes)
     with tqdm(total=count_frames(items), unit="frame", disable=args.quiet or None) as bar:
-        report = run_job(items, engine, profile, bar.update)
+        report = run_job(items, engine, profile, camera, bar.update)
     if args.report:
         Path(args.report).write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
     if report.errors:
@@ -121,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     anonymize.add_argument("inputs", nargs="+", metavar="INPUT")
     anonymize.add_argument("-o", "--output", required=True, metavar="OUT", help="output folder")
     engine_options(anonymize)
+    anonymize.add_argument(
+        "--camera",
+        metavar="FILE",
+        help="YAML with the camera's geometry and privacy_zones (relative polygons)",
+    )
     anonymize.add_argument("--image-format", default="png", choices=["png", "jpg"])
     anonymize.add_argument("--report", metavar="FILE", help="write a JSON report of what was masked")
     anonymize.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -153,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.log_level)
     try:
         return int(args.func(args))
-    except (UsageError, ProfileError) as exc:
+    except (UsageError, ConfigError) as exc:
         print(f"cityveil: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -14,8 +14,8 @@ import numpy as np
 
 from .detections import ObjectClass
 
-# Real-world sizes (metres) and the height above ground where each object is found.
-OBJECT_SIZE_M = {ObjectClass.FACE: 0.16, ObjectClass.PLATE: 0.52}
+# Real-world short sides (metres: face width, plate height) and heights above ground of each object.
+OBJECT_SIZE_M = {ObjectClass.FACE: 0.16, ObjectClass.PLATE: 0.11}
 OBJECT_HEIGHT_M = {ObjectClass.FACE: 1.6, ObjectClass.PLATE: 0.6}
 
 

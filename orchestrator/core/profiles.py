@@ -10,9 +10,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .config_files import ConfigError, load_model_file
 from .detections import ObjectClass
 from .masks import MaskStyle
 
@@ -25,11 +25,13 @@ class Zone(str, Enum):
     CUSTOM = "custom"
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """Configuration models refuse unknown keys and never change after validation."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ClassPolicy(_Strict):
+class ClassPolicy(Strict):
     """How one object class is handled."""
 
     threshold: float = Field(ge=0.05, le=0.95, description="detector score to accept an object")
@@ -44,7 +46,7 @@ class ClassPolicy(_Strict):
     )
 
 
-class Profile(_Strict):
+class Profile(Strict):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")
     zone: Zone = Zone.CUSTOM
     description: str = ""
@@ -136,26 +138,13 @@ BUILTIN_PROFILES: dict[str, Profile] = {
 DEFAULT_PROFILE = "public_space"
 
 
-class ProfileError(ValueError):
+class ProfileError(ConfigError):
     """A profile name or file that cannot be used; the message is one sentence for the user."""
 
 
 def load_profile_file(path: Path) -> Profile:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ProfileError(f"cannot read profile file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"profile file {path} is not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ProfileError(f"profile file {path} must hold a mapping of profile fields")
-    data.setdefault("name", path.stem.lower().replace(" ", "_"))
-    try:
-        return Profile.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "profile"
-        raise ProfileError(f"profile file {path}: {where}: {first['msg']}") from exc
+    defaults = {"name": path.stem.lower().replace(" ", "_")}
+    return load_model_file(path, Profile, "profile", defaults, ProfileError)
 
 
 def resolve_profile(name_or_path: str) -> Profile:

@@ -14,7 +14,7 @@ import numpy as np
 import structlog
 
 from ..core.detections import Detections, ObjectClass
-from ..core.masks import MaskStyle, mask_boxes, mask_region, polygon_mask
+from ..core.masks import SOLID_COLOUR, mask_boxes, mask_region, polygon_mask
 from ..core.policy import CameraContext, FramePlan, SceneSignals, accept, decide_masks, plan_frame
 from ..core.tracking import HoldoverTracker
 from ..inference.detectors import Detector
@@ -106,7 +106,7 @@ class StreamAnonymizer:
     def model_labels(self) -> dict[str, str]:
         return {c.name.lower(): d.label for c, d in self.detectors.items()}
 
-    def _detect(self, frames: list[np.ndarray], numbers: range) -> dict[ObjectClass, list[Detections]]:
+    def _detect(self, frames: list[np.ndarray], numbers: range) -> dict[ObjectClass, list[Detections | None]]:
         """Run each class's detector on the frames due for it; per class, one entry per frame (or None)."""
         found: dict[ObjectClass, list[Detections | None]] = {}
         for object_class, detector in self.detectors.items():
@@ -121,7 +121,7 @@ class StreamAnonymizer:
                 for j, i in enumerate(due):
                     per_frame[i] = batch.for_frame(j)
             found[object_class] = per_frame
-        return found  # type: ignore[return-value]
+        return found
 
     def process(self, frames: list[np.ndarray]) -> list[FrameResult]:
         """Anonymize a batch of consecutive frames of this stream (modified in place)."""
@@ -134,24 +134,31 @@ class StreamAnonymizer:
             return [self._record(self._fail_closed(frame)) for frame in frames]
         results = []
         for i, frame in enumerate(frames):
-            current, to_mask = [], []
-            for object_class, per_frame in found.items():
-                tracker = self.trackers[object_class]
-                # A class detected every k-th frame keeps its tracks through the k-1 frames between.
-                holdover = self.plan.holdover_frames + self.plan.classes[object_class].detect_interval - 1
-                detections = per_frame[i]
-                if detections is None:
-                    to_mask.append(tracker.predict(holdover))
-                else:
-                    current.append(detections)
-                    to_mask.append(tracker.update(detections, holdover))
-            detected = Detections.concat(current)
-            faces = found.get(ObjectClass.FACE, [None] * len(frames))[i]
-            if faces is not None:
-                self._observe(faces)
-            masked = self._mask(frame, Detections.concat(to_mask), detected, bool(current))
-            results.append(self._record(masked))
+            try:
+                results.append(self._record(self._track_and_mask(frame, i, found)))
+            except Exception as exc:  # a frame is published masked or not at all
+                log.error("masking_failed", error=repr(exc))
+                results.append(self._record(self._fail_closed(frame)))
         return results
+
+    def _track_and_mask(
+        self, frame: np.ndarray, i: int, found: dict[ObjectClass, list[Detections | None]]
+    ) -> FrameResult:
+        current, to_mask = [], []
+        for object_class, per_frame in found.items():
+            tracker = self.trackers[object_class]
+            # A class detected every k-th frame keeps its tracks through the k-1 frames between.
+            holdover = self.plan.holdover_frames + self.plan.classes[object_class].detect_interval - 1
+            detections = per_frame[i]
+            if detections is None:
+                to_mask.append(tracker.predict(holdover))
+            else:
+                current.append(detections)
+                to_mask.append(tracker.update(detections, holdover))
+        faces = found[ObjectClass.FACE][i] if ObjectClass.FACE in found else None
+        if faces is not None:
+            self._observe(faces)
+        return self._mask(frame, Detections.concat(to_mask), Detections.concat(current), bool(current))
 
     def _observe(self, faces_found: Detections) -> None:
         """Update the crowd estimate from a frame where faces were looked for, and re-plan."""
@@ -179,7 +186,7 @@ class StreamAnonymizer:
     def _fail_closed(self, frame: np.ndarray) -> FrameResult:
         if self.plan.on_failure == "drop":
             return FrameResult(image=None, detected=False, failed=True, detections={}, masks={})
-        mask_boxes(frame, np.array([[0, 0, frame.shape[1], frame.shape[0]]]), MaskStyle.SOLID, np.ones(1))
+        frame[...] = SOLID_COLOUR  # nothing that can fail: no detections, no styling
         return FrameResult(image=frame, detected=False, failed=True, detections={}, masks={"frame": 1})
 
     def _record(self, result: FrameResult) -> FrameResult:

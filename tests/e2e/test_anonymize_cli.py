@@ -210,3 +210,34 @@ def test_console_script_exit_code_and_message(tmp_path: Path) -> None:
     )
     assert run.returncode == 2
     assert run.stderr.strip().count("\n") == 0 and "does not exist" in run.stderr
+
+
+def test_camera_file_adds_privacy_zones_and_geometry(media: dict, tmp_path: Path, out_dir: Path) -> None:
+    camera = tmp_path / "cam.yaml"
+    camera.write_text(
+        "geometry: {height_m: 3, tilt_deg: 80, hfov_deg: 60}\n"
+        "privacy_zones: [[[0.0, 0.8], [0.3, 0.8], [0.3, 1.0], [0.0, 1.0]]]\n"
+    )
+    report = out_dir / "r.json"
+    argv = ["anonymize", str(media["photo"]), "-o", str(out_dir), "--style", "solid", "--report", str(report)]
+    assert main([*argv, "--camera", str(camera), "-q"]) == 0
+    original = np.asarray(Image.open(media["photo"]).convert("RGB"))
+    masked = np.asarray(Image.open(out_dir / "astronaut.png").convert("RGB"))
+    zone = (masked[420:510, 5:150] != original[420:510, 5:150]).any(axis=2).mean()
+    assert zone > 0.99, "the privacy zone is always masked"
+    # A camera 3 m up looking almost straight down sees no face smaller than about 38 px.
+    face_plan = json.loads(report.read_text())["files"][0]["parameters"]["classes"]["face"]
+    assert face_plan["target_px"] > 20
+
+
+def test_bad_camera_file(
+    media: dict, tmp_path: Path, out_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    camera = tmp_path / "cam.yaml"
+    camera.write_text("geometry: {height_m: -3, tilt_deg: 10, hfov_deg: 60}\n")
+    err = bad(["anonymize", str(media["photo"]), "-o", str(out_dir), "--camera", str(camera)], capsys)
+    assert "geometry.height_m" in err
+    camera.write_text("privacy_zones: [[[0, 0], [2, 0], [1, 1]]]\n")
+    assert "outside 0..1" in bad(
+        ["anonymize", str(media["photo"]), "-o", str(out_dir), "--camera", str(camera)], capsys
+    )

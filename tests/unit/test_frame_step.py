@@ -250,3 +250,24 @@ def test_a_crowd_lowers_the_threshold_given_to_the_detector() -> None:
     assert thresholds[0] == pytest.approx(0.4)
     assert thresholds[-1] < 0.35
     assert stream.plan.crowd_factor > 0.8
+
+
+def test_a_failure_while_masking_publishes_that_frame_fully_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import orchestrator.dataplane.frame_step as frame_step
+
+    calls = {"n": 0}
+    real_mask_boxes = frame_step.mask_boxes
+
+    def flaky_mask_boxes(*args: object, **kwargs: object) -> int:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise MemoryError("no room for the blur")
+        return real_mask_boxes(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(frame_step, "mask_boxes", flaky_mask_boxes)
+    stream = anonymizer(profile(), FakeDetector(FACE, [FACE_BOX]))
+    results = stream.process(frames(3))
+    assert [r.failed for r in results] == [False, True, False]
+    assert (results[1].image == np.asarray(SOLID_COLOUR, np.uint8)).all()
+    assert solid(results[0].image, FACE_BOX) and solid(results[2].image, FACE_BOX)
+    assert stream.stats.failed_frames == 1

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import __version__
+from ...core.camera_settings import CameraSettings
 from ...core.policy import CameraContext
 from ...core.profiles import Profile
 from ..embedded import EmbeddedEngine
@@ -79,9 +80,19 @@ def run_job(
     items: list[WorkItem],
     engine: EmbeddedEngine,
     profile: Profile,
+    camera: CameraSettings | None = None,
     progress: Callable[[int], object] = lambda n: None,
 ) -> JobReport:
-    """Anonymize every item; a bad input is reported and skipped, never half-written."""
+    """Anonymize every item; a bad input is reported and skipped, never half-written.
+
+    `camera` (geometry, privacy zones) applies to every item: footage from one camera.
+    """
+    camera = camera or CameraSettings()
+    geometry = camera.geometry.to_geometry() if camera.geometry else None
+
+    def context(width: int, height: int, fps: float = 25.0) -> CameraContext:
+        return CameraContext(profile, width, height, fps, geometry, camera.zones())
+
     report = JobReport(profile)
     for item in items:
         started = time.perf_counter()
@@ -89,15 +100,14 @@ def run_job(
             if item.kind == "image":
                 pixels = read_image(item.source)
                 h, w = pixels.shape[:2]
-                stream = engine.stream(CameraContext(profile, w, h), pixel_budget=IMAGE_PIXEL_BUDGET)
+                stream = engine.stream(context(w, h), pixel_budget=IMAGE_PIXEL_BUDGET)
                 result = stream.process([pixels])[0]
                 if result.image is not None:
                     write_image(result.image, item.target)
                 progress(1)
             else:
                 info = probe(item.source)
-                context = CameraContext(profile, info.width, info.height, float(info.rate))
-                stream = engine.stream(context)
+                stream = engine.stream(context(info.width, info.height, float(info.rate)))
                 anonymize_video(item.source, item.target, stream, progress)
         except MediaError as exc:
             report.errors.append(str(exc))

@@ -1,0 +1,55 @@
+"""What an integrator says about a camera: its geometry and its static privacy zones.
+
+The same fields as a camera entry in `cameras.yaml` and the REST registry; `cityveil anonymize --camera`
+reads them for recorded footage.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from .config_files import load_model_file
+from .geometry import CameraGeometry
+from .profiles import Strict
+
+MAX_ZONES = 32
+MAX_ZONE_POINTS = 256
+
+Point = tuple[float, float]
+
+
+class GeometrySettings(Strict):
+    height_m: float = Field(gt=0, le=300, description="mounting height above the ground")
+    tilt_deg: float = Field(ge=-45, le=90, description="pitch below the horizon")
+    hfov_deg: float = Field(gt=1, le=180, description="horizontal field of view")
+
+    def to_geometry(self) -> CameraGeometry:
+        return CameraGeometry(self.height_m, self.tilt_deg, self.hfov_deg)
+
+
+class CameraSettings(Strict):
+    geometry: GeometrySettings | None = None
+    privacy_zones: list[list[tuple[float, float]]] = Field(
+        default_factory=list, max_length=MAX_ZONES, description="polygons, relative coordinates"
+    )
+
+    @field_validator("privacy_zones")
+    @classmethod
+    def _zones_are_polygons(cls, zones: list[list[Point]]) -> list[list[Point]]:
+        for number, zone in enumerate(zones, 1):
+            if not 3 <= len(zone) <= MAX_ZONE_POINTS:
+                raise ValueError(
+                    f"privacy zone {number} needs 3 to {MAX_ZONE_POINTS} points, has {len(zone)}"
+                )
+            if any(not (0 <= x <= 1 and 0 <= y <= 1) for x, y in zone):
+                raise ValueError(f"privacy zone {number} has a point outside 0..1 (coordinates are relative)")
+        return zones
+
+    def zones(self) -> tuple[tuple[Point, ...], ...]:
+        return tuple(tuple(zone) for zone in self.privacy_zones)
+
+
+def load_camera_file(path: Path) -> CameraSettings:
+    return load_model_file(path, CameraSettings, "camera")
