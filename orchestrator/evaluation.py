@@ -28,7 +28,7 @@ class EvalError(ValueError):
     pass
 
 
-def _records(set_dir: Path, cls: str) -> list[dict[str, Any]]:
+def gt_records(set_dir: Path, cls: str) -> list[dict[str, Any]]:
     gt = set_dir / "gt.jsonl"
     if not gt.is_file():
         raise EvalError(f"{set_dir} has no gt.jsonl")
@@ -109,7 +109,7 @@ def evaluate_set(
     if policy is None:
         raise EvalError(f"profile {profile.name} does not mask {cls}")
     profile = profile.model_copy(update={"classes": {cls: policy}})
-    records = _records(set_dir, cls)[:limit]
+    records = gt_records(set_dir, cls)[:limit]
     if not records:
         raise EvalError(f"{set_dir}/gt.jsonl has no {cls} objects")
     engine = EmbeddedEngine(device=device, classes=[object_class])

