@@ -141,14 +141,15 @@ def decode_db(
         count = np.bincount(comp, minlength=n)
         score = np.bincount(comp, weights=prob.ravel()[pixels], minlength=n) / count
         w, h = x2 - x1, y2 - y1
+        # The unclip distance of PP-OCR (area * ratio / perimeter), on the region's bounding box.
+        d = w * h * params.unclip_ratio / (2 * (w + h))
         keep = (
             (score >= params.box_threshold)
             & (np.minimum(w, h) >= params.min_side)
             & (w >= params.min_aspect * h)
-            & (h <= params.max_height_share * prob.shape[0])
+            & (h + 2 * d <= params.max_height_share * prob.shape[0])  # the grown box, as masked
         )
-        # The unclip distance of PP-OCR (area * ratio / perimeter), on the region's bounding box.
-        d = (w * h * params.unclip_ratio / (2 * (w + h)))[keep]
+        d = d[keep]
         boxes = np.stack(
             [(x1[keep] - d) / sx, (y1[keep] - d) / sy, (x2[keep] + d) / sx, (y2[keep] + d) / sy], axis=1
         )

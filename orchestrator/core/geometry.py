@@ -8,6 +8,7 @@ at 0.6 m) at distance (camera height - object height) / sin(angle below horizon)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +42,10 @@ class CameraGeometry:
         # A camera mounted below the object's height still sees it from about its horizontal distance.
         distance = np.clip(distance, 0.5, max_range_m)
         return f * OBJECT_SIZE_M[object_class] / distance
+
+    def largest_object_px(self, object_class: ObjectClass, width: int, height: int) -> float:
+        """The object's size on the bottom row (the nearest ground the camera sees)."""
+        return float(self.object_px_per_row(object_class, width, height, math.inf)[-1])
 
     def smallest_object_px(
         self, object_class: ObjectClass, width: int, height: int, max_range_m: float

@@ -50,6 +50,7 @@ class DetectorTraits:
 
     reliable_min_px: float  # smallest object (network-input pixels) it finds reliably
     box_slack: float  # its localisation uncertainty per side, network-input pixels
+    reliable_max_px: float = math.inf  # largest object it still boxes whole (network-input pixels)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class ClassPlan:
     strength: float
     target_px: float  # the smallest object this frame must catch (source pixels)
     inference_scale: float  # network input / source size
+    coarse_scale: float | None  # a second, smaller scale for objects too big for the first, if any
     detect_interval: int  # frames between detections of this class
     slack_px: float  # added to every side: the detector's localisation uncertainty in source pixels
 
@@ -85,7 +87,9 @@ def plan_frame(
     The inference scale is the smallest that lets the detector (reliable from `reliable_min_px` network
     pixels) see the smallest object that matters: the profile's `min_px`, or, when the camera's geometry
     says nothing that small can appear, the smallest object the geometry predicts. A `pixel_budget` (network
-    pixels per frame) lets batch work spend spare compute on catching still smaller objects.
+    pixels per frame) lets batch work spend spare compute on catching still smaller objects. Where that
+    scale would make the biggest possible object larger than the detector handles (`reliable_max_px`), a
+    second, coarse pass at a smaller scale catches it.
     `detect_interval` is the cadence asked for under load, capped by the profile's `max_detect_interval`;
     a class never runs more often than its own `detect_every`.
     """
@@ -106,12 +110,20 @@ def plan_frame(
         traits = detectors.get(object_class, DetectorTraits(reliable_min_px=target, box_slack=1.0))
         scale = traits.reliable_min_px / target
         scale = min(MAX_UPSCALE, max(MIN_SCALE, scale, budget_scale))
+        # The biggest object: nearly the frame's short side, or what the geometry allows at the bottom row.
+        largest = float(min(context.width, context.height))
+        if context.geometry is not None and object_class in (ObjectClass.FACE, ObjectClass.PLATE):
+            largest = min(
+                largest, context.geometry.largest_object_px(object_class, context.width, context.height)
+            )
+        coarse = traits.reliable_max_px / largest if largest * scale > traits.reliable_max_px else None
         classes[object_class] = ClassPlan(
             threshold=round(policy.threshold * (1 - CROWD_THRESHOLD_DROP * crowd), 4),
             margin=round(policy.margin * (1 + CROWD_MARGIN_GROWTH * crowd), 4),
             strength=policy.strength,
             target_px=round(target, 2),
             inference_scale=round(scale, 4),
+            coarse_scale=round(coarse, 4) if coarse is not None else None,
             detect_interval=max(policy.detect_every, load_interval),
             slack_px=round(traits.box_slack / scale, 2),
         )

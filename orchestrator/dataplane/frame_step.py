@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from ..core.decoders import batched_nms
 from ..core.detections import Detections, ObjectClass
 from ..core.masks import SOLID_COLOUR, mask_boxes, mask_region, polygon_mask
 from ..core.policy import CameraContext, FramePlan, SceneSignals, accept, decide_masks, plan_frame
@@ -22,6 +23,7 @@ from ..inference.detectors import Detector
 log = structlog.get_logger(__name__)
 
 CROWD_SMOOTHING = 0.2  # weight of the newest frame in the running faces-per-frame estimate
+MERGE_IOU = 0.5  # detections of one object at the fine and the coarse scale merge above this overlap
 
 
 @dataclass
@@ -114,9 +116,11 @@ class StreamAnonymizer:
             due = [i for i, n in enumerate(numbers) if n % class_plan.detect_interval == 0]
             per_frame: list[Detections | None] = [None] * len(frames)
             if due:
-                batch = detector.detect(
-                    [frames[i] for i in due], class_plan.inference_scale, class_plan.threshold
-                )
+                selected = [frames[i] for i in due]
+                batch = detector.detect(selected, class_plan.inference_scale, class_plan.threshold)
+                if class_plan.coarse_scale is not None:
+                    coarse = detector.detect(selected, class_plan.coarse_scale, class_plan.threshold)
+                    batch = batched_nms(Detections.concat([batch, coarse]), MERGE_IOU)
                 batch = accept(batch, self.plan)
                 for j, i in enumerate(due):
                     per_frame[i] = batch.for_frame(j)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 import numpy as np
@@ -16,6 +17,7 @@ from .repository import RepositoryError
 NETWORK_STRIDE = 32  # both detectors downsample by 32: input sides must be multiples of it
 # config.pbtxt parameter: the smallest object (network-input pixels) the detector finds reliably, measured
 RELIABLE_MIN_PX = "cityveil_reliable_min_px"
+RELIABLE_MAX_PX = "cityveil_reliable_max_px"  # optional: the largest object it still boxes whole
 
 
 class Detector(Protocol):
@@ -62,7 +64,12 @@ class _OnnxDetector:
         min_px = model.spec.parameter(RELIABLE_MIN_PX)
         if min_px is None:
             raise RepositoryError(f"{model.spec.folder}/config.pbtxt lacks parameter {RELIABLE_MIN_PX}")
-        self.traits = DetectorTraits(reliable_min_px=float(min_px), box_slack=self.box_slack)
+        max_px = model.spec.parameter(RELIABLE_MAX_PX)
+        self.traits = DetectorTraits(
+            reliable_min_px=float(min_px),
+            box_slack=self.box_slack,
+            reliable_max_px=float(max_px) if max_px is not None else math.inf,
+        )
 
     @property
     def label(self) -> str:

@@ -297,9 +297,9 @@ def test_db_min_aspect_keeps_only_wide_regions() -> None:
 
 
 def test_db_max_height_share_drops_tall_regions() -> None:
-    prob = db_map(height=64)
-    prob[0, 0, 2:10, 10:50] = 0.9  # 8 rows: 1/8 of the map
-    prob[0, 0, 20:60, 60:90] = 0.9  # 40 rows
+    prob = db_map(height=128)
+    prob[0, 0, 2:10, 10:50] = 0.9  # 8 rows, 19 once grown by the unclip distance: under 1/4 of the map
+    prob[0, 0, 20:60, 60:90] = 0.9  # 40 rows: over 1/4 of the map
     det = decode_db(prob, (1.0, 1.0), DBParams(max_height_share=0.25))
     assert len(det) == 1
     assert det.boxes[0, 1] < 10
