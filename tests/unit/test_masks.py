@@ -19,7 +19,21 @@ from orchestrator.core.masks import (
 )
 from orchestrator.core.xp import available_backends, to_numpy
 
-BACKENDS = pytest.mark.parametrize("xp", available_backends(), ids=lambda m: m.__name__)
+
+def _backend_params() -> list[object]:
+    """NumPy always; CuPy where a GPU answers, otherwise a visible skip with its reason."""
+    gpu = [b for b in available_backends() if b is not np]
+    cupy = (
+        pytest.param(gpu[0], id="cupy")
+        if gpu
+        else pytest.param(
+            None, id="cupy", marks=pytest.mark.skip(reason="CuPy with a CUDA GPU is not available")
+        )
+    )
+    return [pytest.param(np, id="numpy"), cupy]
+
+
+BACKENDS = pytest.mark.parametrize("xp", _backend_params())
 STYLES = pytest.mark.parametrize("style", list(MaskStyle), ids=lambda s: s.value)
 
 
@@ -206,3 +220,16 @@ def test_mask_region_with_an_empty_mask_changes_nothing(xp: ModuleType) -> None:
     frame, before = noise_frame(xp)
     mask_region(frame, xp.zeros((60, 80), dtype=bool), MaskStyle.SOLID, 1.0)
     np.testing.assert_array_equal(to_numpy(frame), before)
+
+
+@pytest.mark.parametrize(
+    "style", [MaskStyle.BLUR, MaskStyle.PIXELATE, MaskStyle.SOLID], ids=lambda s: s.value
+)
+@pytest.mark.parametrize("xp", _backend_params()[1:])
+def test_gpu_masks_equal_cpu_masks_within_one_level(xp: ModuleType, style: MaskStyle) -> None:
+    frame, host = noise_frame(xp, 120, 160)
+    on_cpu = host.copy()
+    boxes, strengths = bounds((10, 10, 90, 70), (60, 40, 150, 110)), np.array([0.3, 1.0])
+    mask_boxes(frame, boxes, style, strengths)
+    mask_boxes(on_cpu, boxes, style, strengths)
+    assert np.abs(to_numpy(frame).astype(int) - on_cpu.astype(int)).max() <= 1
