@@ -15,16 +15,23 @@ from .detections import Detections
 # per frame since the track was last seen: fast walkers move most of a face width between frames.
 MATCH_GATE = 1.0
 VELOCITY_SMOOTHING = 0.5  # weight of the newest displacement in the velocity estimate
-DRIFT_GROWTH = 0.1  # extra margin per missed frame, as a share of the box size
+# A coasting box grows per missed frame by a share of its size and of its speed (the velocity may be off),
+# up to half its size: beyond that a lost track would mask whole bodies and erase the analytics.
+DRIFT_GROWTH = 0.1
+DRIFT_SPEED_SHARE = 0.5
+MAX_DRIFT = 0.5
 
 
 def centre_affinity(tracks: np.ndarray, found: np.ndarray, gate: np.ndarray) -> np.ndarray:
     """[T,D] affinity in (0, 1] for pairs whose centres are within `gate` track sizes, else 0."""
-    tc = (tracks[:, :2] + tracks[:, 2:]) / 2
-    fc = (found[:, :2] + found[:, 2:]) / 2
+    tc, fc = _centres(tracks), _centres(found)
     size = np.maximum(tracks[:, 2] - tracks[:, 0], tracks[:, 3] - tracks[:, 1])
     distance = np.linalg.norm(tc[:, None, :] - fc[None, :, :], axis=2) / np.maximum(size, 1.0)[:, None]
     return np.clip(1.0 - distance / gate[:, None], 0.0, None)
+
+
+def _centres(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, :2] + boxes[:, 2:]) / 2
 
 
 def greedy_match(affinity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -49,7 +56,7 @@ class HoldoverTracker:
     def __init__(self) -> None:
         self.boxes = np.zeros((0, 4), dtype=np.float32)
         self.last_seen = np.zeros((0, 4), dtype=np.float32)  # the box as last detected
-        self.velocity = np.zeros((0, 4), dtype=np.float32)
+        self.velocity = np.zeros((0, 2), dtype=np.float32)  # of the box centre, pixels per frame
         self.classes = np.zeros(0, dtype=np.int32)
         self.scores = np.zeros(0, dtype=np.float32)
         self.ids = np.zeros(0, dtype=np.int64)
@@ -61,14 +68,14 @@ class HoldoverTracker:
 
     def update(self, found: Detections, holdover_frames: int) -> Detections:
         """Match one frame's detections to tracks; return what must be masked on this frame."""
-        predicted = self.boxes + self.velocity
+        predicted = self._moved()
         affinity = centre_affinity(predicted, found.boxes, MATCH_GATE * (1 + self.missed))
         affinity[self.classes[:, None] != found.classes[None, :]] = 0.0
         t_idx, d_idx = greedy_match(affinity)
 
         # Matched tracks take the detected box; velocity is per frame since the track was last seen.
         elapsed = (self.missed[t_idx] + 1)[:, None]
-        displacement = (found.boxes[d_idx] - self.last_seen[t_idx]) / elapsed
+        displacement = (_centres(found.boxes[d_idx]) - _centres(self.last_seen[t_idx])) / elapsed
         self.velocity[t_idx] = (
             VELOCITY_SMOOTHING * displacement + (1 - VELOCITY_SMOOTHING) * self.velocity[t_idx]
         )
@@ -90,16 +97,20 @@ class HoldoverTracker:
 
     def predict(self, holdover_frames: int) -> Detections:
         """A frame without detection: every track coasts one frame (no track is dropped early)."""
-        self.boxes = self.boxes + self.velocity
+        self.boxes = self._moved()
         self.missed += 1
         self._expire(holdover_frames)
         return self._current()
+
+    def _moved(self) -> np.ndarray:
+        """Every box shifted by its centre's velocity (sizes are kept: size changes are noisy)."""
+        return self.boxes + np.tile(self.velocity, 2)
 
     def _open(self, found: Detections) -> None:
         n = len(found)
         self.boxes = np.concatenate([self.boxes, found.boxes])
         self.last_seen = np.concatenate([self.last_seen, found.boxes])
-        self.velocity = np.concatenate([self.velocity, np.zeros((n, 4), dtype=np.float32)])
+        self.velocity = np.concatenate([self.velocity, np.zeros((n, 2), dtype=np.float32)])
         self.classes = np.concatenate([self.classes, found.classes])
         self.scores = np.concatenate([self.scores, found.scores])
         self.ids = np.concatenate([self.ids, np.arange(self._next_id, self._next_id + n)])
@@ -115,8 +126,9 @@ class HoldoverTracker:
         """Boxes to mask now; coasting ones grown by their possible drift."""
         w = self.boxes[:, 2] - self.boxes[:, 0]
         h = self.boxes[:, 3] - self.boxes[:, 1]
-        speed = np.abs(self.velocity).max(axis=1)
-        pad = self.missed * (DRIFT_GROWTH * np.maximum(w, h) + speed)
+        size = np.maximum(w, h)
+        speed = np.linalg.norm(self.velocity, axis=1)
+        pad = np.minimum(self.missed * (DRIFT_GROWTH * size + DRIFT_SPEED_SHARE * speed), MAX_DRIFT * size)
         boxes = self.boxes + np.stack([-pad, -pad, pad, pad], axis=1)
         return Detections(
             boxes=boxes.astype(np.float32),

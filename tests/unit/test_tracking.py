@@ -131,3 +131,16 @@ def test_greedy_match_lets_a_stronger_later_pair_win() -> None:
 def test_greedy_match_of_nothing_is_empty() -> None:
     rows, cols = greedy_match(np.zeros((3, 0)))
     assert rows.shape == cols.shape == (0,)
+
+
+def test_a_coasting_box_keeps_its_size_and_grows_at_most_by_half() -> None:
+    tracker = HoldoverTracker()
+    tracker.update(face(100, 100, 140, 140), holdover_frames=30)
+    # The detector's box jitters in size while the face moves 20 px per frame to the right.
+    tracker.update(face(116, 96, 168, 148), holdover_frames=30)
+    sizes = []
+    for _ in range(20):
+        box = tracker.predict(holdover_frames=30).boxes[0]
+        sizes.append(box[2] - box[0])
+    assert max(sizes) <= 52 * 2 + 1e-3, "grown by at most half its size on each side"
+    assert box[0] > 300, "still moved along by the centre's velocity"
