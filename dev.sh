@@ -14,17 +14,17 @@ ensure_venv() {
         apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
     fi
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[$1]"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".$1"
     "$VENV/bin/cityveil" models pull >/dev/null
 }
 
 case "${1:-}" in
     demo)
-        ensure_venv demo
+        ensure_venv ""
         exec "$VENV/bin/cityveil" demo -o cityveil-demo
         ;;
     test)
-        ensure_venv dev
+        ensure_venv "[dev]"
         "$VENV/bin/ruff" check .
         "$VENV/bin/ruff" format --check .
         "$VENV/bin/mypy"

@@ -11,16 +11,13 @@ from pathlib import Path
 
 import av
 import numpy as np
+from skimage import data
 
 FACE_CROP = (slice(30, 210), slice(150, 310))  # rows, cols of the astronaut's head in the 512x512 photo
 
 
 def astronaut() -> np.ndarray:
-    try:
-        from skimage.data import astronaut as photo
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise RuntimeError("sample media need scikit-image: pip install 'cityveil[demo]'") from exc
-    return np.asarray(photo())
+    return np.asarray(data.astronaut())
 
 
 def face_patch(height: int) -> np.ndarray:

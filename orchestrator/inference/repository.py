@@ -11,6 +11,7 @@ import yaml
 from .pbtxt import parse_pbtxt
 
 MODEL_FILE = "model.onnx"
+INT8_MODEL_FILE = "model.int8.onnx"  # derived by `models pull` where source.yaml names a calibration
 PROVENANCE_FILE = "provenance.json"
 
 
@@ -35,6 +36,7 @@ class ModelSource:
     member_sha256: str
     model_version: int
     rename: dict[str, str]
+    int8_calibration: str | None = None  # pre-processing family used to calibrate an int8 copy
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,9 @@ class ModelSpec:
             raise RepositoryError(f"model {self.name} has no version with {MODEL_FILE} in {self.folder}")
         return versions[-1]
 
-    def model_path(self, version: int | None = None) -> Path:
-        return self.folder / str(version if version is not None else self.serving_version()) / MODEL_FILE
+    def model_path(self, version: int | None = None, int8: bool = False) -> Path:
+        folder = self.folder / str(version if version is not None else self.serving_version())
+        return folder / (INT8_MODEL_FILE if int8 else MODEL_FILE)
 
 
 class ModelRepository:

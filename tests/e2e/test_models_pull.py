@@ -15,7 +15,9 @@ from onnx import TensorProto, helper
 
 from orchestrator.cli import main
 from orchestrator.inference.fetch import FetchError, pull_model
+from orchestrator.inference.preprocess import centerface_input
 from orchestrator.inference.repository import ModelRepository
+from orchestrator.samples import astronaut
 
 CONFIG = """
 name: "tiny"
@@ -27,11 +29,15 @@ output [ { name: "probability" data_type: TYPE_FP32 dims: [ 3, -1, -1 ] } ]
 
 
 def tiny_model() -> bytes:
-    """A fixed-shape identity graph with export-style tensor names, like the shipped detectors."""
+    """A fixed-shape 3x3 convolution with export-style tensor names, like the shipped detectors."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
     y = helper.make_tensor_value_info("out_0", TensorProto.FLOAT, [1, 3, 8, 8])
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["out_0"])], "tiny", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    weights = np.random.default_rng(0).normal(0, 0.1, size=(3, 3, 3, 3)).astype(np.float32)
+    conv = helper.make_node("Conv", ["x", "w"], ["out_0"], pads=[1, 1, 1, 1])
+    graph = helper.make_graph(
+        [conv], "tiny", [x], [y], initializer=[onnx.numpy_helper.from_array(weights, "w")]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
     model.ir_version = 8
     return model.SerializeToString()
 
@@ -57,6 +63,7 @@ def repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[ModelRe
         "member_sha256": hashlib.sha256(member).hexdigest(),
         "model_version": 3,
         "rename": {"x": "image", "out_0": "probability"},
+        "int8_calibration": "centerface",
     }
     (folder / "source.yaml").write_text(json.dumps(source))  # JSON is YAML
     return ModelRepository(tmp_path / "repo"), member
@@ -73,12 +80,33 @@ def test_pull_writes_a_dynamic_renamed_model_with_provenance(
     assert [i.name for i in model.graph.input] == ["image"]
     assert [o.name for o in model.graph.output] == ["probability"]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    batch = np.zeros((2, 3, 32, 48), dtype=np.float32)  # other batch and size than the export's
+    batch = np.ones((2, 3, 32, 48), dtype=np.float32)  # other batch and size than the export's
     assert session.run(None, {"image": batch})[0].shape == (2, 3, 32, 48)
     provenance = json.loads((path.parent / "provenance.json").read_text())
     assert provenance["package"] == "tinypkg==1.0"
     assert repo.model("tiny").serving_version() == 3
-    assert sorted(p.name for p in path.parent.iterdir()) == ["model.onnx", "provenance.json"]
+    assert sorted(p.name for p in path.parent.iterdir()) == [
+        "model.int8.onnx",
+        "model.onnx",
+        "provenance.json",
+    ]
+
+
+def test_pull_adds_an_int8_copy_that_agrees_with_the_float_model(
+    repository: tuple[ModelRepository, bytes],
+) -> None:
+    repo, _ = repository
+    path = pull_model(repo.model("tiny"))
+    int8 = onnx.load(path.parent / "model.int8.onnx")
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in int8.graph.node}
+    image, _ = centerface_input([astronaut()], 0.25)  # a photograph, as the calibration saw them
+    outputs = [
+        ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"image": image})[0]
+        for p in (path, path.parent / "model.int8.onnx")
+    ]
+    spread = float(np.abs(outputs[0]).max())
+    assert np.abs(outputs[0] - outputs[1]).mean() < 0.02 * spread
+    assert json.loads((path.parent / "provenance.json").read_text())["int8"]["calibration"] == "centerface"
 
 
 def test_a_member_that_does_not_match_its_pin_is_refused(repository: tuple[ModelRepository, bytes]) -> None:

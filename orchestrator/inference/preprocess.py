@@ -1,0 +1,59 @@
+"""Frames -> network input tensors, per model family. Shared by the detectors and by int8 calibration."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image
+
+NETWORK_STRIDE = 32  # both detectors downsample by 32: input sides must be multiples of it
+
+NetworkInput = tuple[np.ndarray, tuple[float, float]]  # [B,3,H,W] float32, (scale x, scale y)
+
+
+def network_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    def side(n: int) -> int:
+        return max(NETWORK_STRIDE, round(n * scale / NETWORK_STRIDE) * NETWORK_STRIDE)
+
+    return side(width), side(height)
+
+
+def resize_batch(frames: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """[B,H,W,3] uint8 at the network size (bilinear, C speed through Pillow)."""
+    h, w = frames[0].shape[:2]
+    if (w, h) == size:
+        return np.stack(frames)
+    # reducing_gap: shrink by an integer factor with a cheap box filter first, then resample the rest.
+    return np.stack(
+        [
+            np.asarray(Image.fromarray(f).resize(size, Image.Resampling.BILINEAR, reducing_gap=1.0))
+            for f in frames
+        ]
+    )
+
+
+def _resized(frames: list[np.ndarray], scale: float) -> tuple[np.ndarray, tuple[float, float]]:
+    h, w = frames[0].shape[:2]
+    size = network_size(w, h, scale)
+    return resize_batch(frames, size), (size[0] / w, size[1] / h)
+
+
+def centerface_input(frames: list[np.ndarray], scale: float) -> NetworkInput:
+    """RGB, 0..255."""
+    batch, input_scale = _resized(frames, scale)
+    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32), input_scale
+
+
+def db_input(frames: list[np.ndarray], scale: float) -> NetworkInput:
+    """BGR, (x / 255 - 0.5) / 0.5, as PaddleOCR trains it."""
+    batch, input_scale = _resized(frames, scale)
+    bgr = np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
+    return bgr * (2 / 255) - 1, input_scale
+
+
+# By the name a model's source.yaml gives in `int8_calibration`.
+INPUTS: dict[str, Callable[[list[np.ndarray], float], NetworkInput]] = {
+    "centerface": centerface_input,
+    "db": db_input,
+}
