@@ -12,6 +12,7 @@ from .core.camera_settings import load_camera_file
 from .core.config_files import ConfigError
 from .core.masks import MaskStyle
 from .core.profiles import DEFAULT_PROFILE, Profile, resolve_profile
+from .inference.onnx_backend import RuntimeOptions
 from .logging_setup import configure_logging
 
 EXIT_USAGE = 2
@@ -26,6 +27,10 @@ def _profile(args: argparse.Namespace) -> Profile:
     if args.style:
         profile = profile.model_copy(update={"style": MaskStyle(args.style)})
     return profile
+
+
+def _runtime(args: argparse.Namespace) -> RuntimeOptions:
+    return RuntimeOptions(device=args.device, precision=args.precision)
 
 
 def cmd_anonymize(args: argparse.Namespace) -> int:
@@ -43,7 +48,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if not items:
         raise UsageError("no image or video files found in the inputs")
-    engine = EmbeddedEngine(device=args.device, classes=profile.masked_classes)
+    engine = EmbeddedEngine(options=_runtime(args), classes=profile.masked_classes)
     with tqdm(total=count_frames(items), unit="frame", disable=args.quiet or None) as bar:
         report = run_job(items, engine, profile, camera, bar.update)
     if args.report:
@@ -78,7 +83,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     profile = _profile(args).model_copy(update={"style": MaskStyle.SOLID})
     try:
-        result = evaluate_set(Path(args.set), args.cls, profile, device=args.device, limit=args.limit)
+        result = evaluate_set(Path(args.set), args.cls, profile, _runtime(args), limit=args.limit)
     except EvalError as exc:
         raise UsageError(str(exc)) from None
     print(json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items()))
@@ -119,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--style", choices=[s.value for s in MaskStyle], help="override the profile's style")
         p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+        p.add_argument(
+            "--precision",
+            default="auto",
+            choices=["auto", "fp32"],
+            help="auto: int8 models on the CPU (faster), fp32: float models everywhere",
+        )
 
     anonymize = sub.add_parser("anonymize", help="anonymize images, folders and videos")
     anonymize.add_argument("inputs", nargs="+", metavar="INPUT")

@@ -19,6 +19,7 @@ from .core.policy import CameraContext
 from .core.profiles import Profile
 from .dataplane.batch.images import IMAGE_PIXEL_BUDGET, MediaError, read_image
 from .dataplane.embedded import EmbeddedEngine
+from .inference.onnx_backend import RuntimeOptions
 
 COVER = 0.8
 BUCKETS = ((0, 16, "<16px"), (16, 32, "16-32px"), (32, 10**9, ">=32px"))
@@ -101,7 +102,11 @@ class MaskScore:
 
 
 def evaluate_set(
-    set_dir: Path, cls: str, profile: Profile, device: str = "auto", limit: int | None = None
+    set_dir: Path,
+    cls: str,
+    profile: Profile,
+    options: RuntimeOptions | None = None,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """Run the engine over the set's images (only `cls` masked, solid fill) and score the masks."""
     object_class = ObjectClass.parse(cls)
@@ -112,7 +117,7 @@ def evaluate_set(
     records = gt_records(set_dir, cls)[:limit]
     if not records:
         raise EvalError(f"{set_dir}/gt.jsonl has no {cls} objects")
-    engine = EmbeddedEngine(device=device, classes=[object_class])
+    engine = EmbeddedEngine(options=options, classes=[object_class])
     score = MaskScore()
     for record in records:
         try:
@@ -128,4 +133,5 @@ def evaluate_set(
             record["objects"],
             bool(record.get("complete")),
         )
-    return {"set": str(set_dir), "cls": cls, "profile": profile.name, **score.result()}
+    models = {c.name.lower(): d.label for c, d in engine.detectors.items()}
+    return {"set": str(set_dir), "cls": cls, "profile": profile.name, "models": models, **score.result()}

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..core.detections import ObjectClass
 from ..core.policy import CameraContext
 from ..inference.detectors import CenterFaceDetector, Detector, PlateTextDetector
-from ..inference.onnx_backend import load_model
+from ..inference.onnx_backend import RuntimeOptions, load_model
 from ..inference.repository import ModelRepository
 from .frame_step import StreamAnonymizer
 
@@ -21,15 +21,14 @@ class EmbeddedEngine:
     def __init__(
         self,
         repository: Path | None = None,
-        device: str = "auto",
-        threads: int | None = None,
+        options: RuntimeOptions | None = None,
         classes: list[ObjectClass] | None = None,
     ) -> None:
         self.repository = ModelRepository(repository)
         self.detectors: dict[ObjectClass, Detector] = {}
         for object_class in classes or list(MODELS):
             name, factory = MODELS[object_class]
-            self.detectors[object_class] = factory(load_model(self.repository, name, device, threads))
+            self.detectors[object_class] = factory(load_model(self.repository, name, options))
 
     def stream(
         self, context: CameraContext, pixel_budget: float = 0.0, detect_interval: int = 1

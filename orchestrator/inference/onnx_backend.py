@@ -32,6 +32,16 @@ def choose_providers(device: str = "auto") -> list[str]:
 
 
 @dataclass(frozen=True)
+class RuntimeOptions:
+    """Where and how models run: `device` auto|cpu|cuda; `precision` auto (int8 on the CPU where there is
+    an int8 copy, else float) or fp32; `threads` per session (default: every core)."""
+
+    device: str = "auto"
+    precision: str = "auto"
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
 class LoadedModel:
     name: str
     version: int
@@ -51,21 +61,22 @@ class LoadedModel:
         return f"{self.name}:{self.version}:{self.precision}"
 
 
-def load_model(
-    repository: ModelRepository, name: str, device: str = "auto", threads: int | None = None
-) -> LoadedModel:
+def load_model(repository: ModelRepository, name: str, options: RuntimeOptions | None = None) -> LoadedModel:
     """The serving version of a model; its pinned weights are pulled first if they are not there yet."""
     spec = repository.model(name)
     if spec.source is not None:
         pull_model(spec)
     version = spec.serving_version()
-    providers = choose_providers(device)
+    options = options or RuntimeOptions()
+    providers = choose_providers(options.device)
     # On the CPU, the int8 copy where there is one; GPUs run the float model (TensorRT picks precision).
-    int8 = providers[0] == CPU and spec.model_path(version, int8=True).is_file()
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or os.cpu_count() or 1
-    options.log_severity_level = 3  # the exported graphs carry harmless unused-initializer warnings
+    int8 = (
+        options.precision == "auto" and providers[0] == CPU and spec.model_path(version, int8=True).is_file()
+    )
+    session_options = ort.SessionOptions()
+    session_options.intra_op_num_threads = options.threads or os.cpu_count() or 1
+    session_options.log_severity_level = 3
     # Idle ONNX Runtime threads would otherwise spin and take the cores that decode and encode need.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(spec.model_path(version, int8)), options, providers=providers)
+    session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(spec.model_path(version, int8)), session_options, providers=providers)
     return LoadedModel(name, version, session.get_providers()[0], "int8" if int8 else "fp32", spec, session)

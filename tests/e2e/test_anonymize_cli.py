@@ -19,6 +19,11 @@ from orchestrator.samples import FACE_CROP
 FACE_BOX = (FACE_CROP[1].start, FACE_CROP[0].start, FACE_CROP[1].stop, FACE_CROP[0].stop)  # x1,y1,x2,y2
 
 
+def cli(*args: object) -> int:
+    """`cityveil ARGS...` in this process."""
+    return main([str(a) for a in args])
+
+
 def frames_of(path: Path) -> list[np.ndarray]:
     with av.open(str(path)) as container:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
@@ -33,22 +38,7 @@ def changed_share(a: np.ndarray, b: np.ndarray, box: tuple[int, int, int, int], 
 
 def test_photo_face_is_masked_and_the_rest_kept(media: dict, out_dir: Path) -> None:
     report = out_dir / "report.json"
-    assert (
-        main(
-            [
-                "anonymize",
-                str(media["photo"]),
-                "-o",
-                str(out_dir),
-                "--style",
-                "solid",
-                "--report",
-                str(report),
-                "-q",
-            ]
-        )
-        == 0
-    )
+    assert cli("anonymize", media["photo"], "-o", out_dir, "--style", "solid", "--report", report, "-q") == 0
     original = np.asarray(Image.open(media["photo"]).convert("RGB"))
     masked = np.asarray(Image.open(out_dir / "astronaut.png").convert("RGB"))
     x1, y1, x2, y2 = 180, 60, 270, 170  # the inner face: eyes, nose, mouth
@@ -68,14 +58,14 @@ def test_folder_is_mirrored_with_names_kept(media: dict, tmp_path: Path, out_dir
     shutil.copy(media["photo"], tree / "day1" / "a.png")
     shutil.copy(media["photo"], tree / "day1" / "cam2" / "b.jpeg")
     (tree / "notes.txt").write_text("not media")
-    assert main(["anonymize", str(tree), "-o", str(out_dir), "--image-format", "jpg", "-q"]) == 0
+    assert cli("anonymize", tree, "-o", out_dir, "--image-format", "jpg", "-q") == 0
     written = sorted(p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file())
     assert written == ["day1/a.jpg", "day1/cam2/b.jpg"]
 
 
 def test_video_keeps_size_rate_audio_and_every_face_is_masked(media: dict, out_dir: Path) -> None:
     report = out_dir / "r.json"
-    assert main(["anonymize", str(media["video"]), "-o", str(out_dir), "--report", str(report), "-q"]) == 0
+    assert cli("anonymize", media["video"], "-o", out_dir, "--report", report, "-q") == 0
     result = out_dir / "walk.mp4"
     with av.open(str(media["video"])) as src, av.open(str(result)) as dst:
         assert (dst.streams.video[0].width, dst.streams.video[0].height) == (640, 360)
@@ -96,26 +86,26 @@ def test_video_keeps_size_rate_audio_and_every_face_is_masked(media: dict, out_d
 
 @pytest.mark.parametrize("style", ["blur", "pixelate", "noise"])
 def test_every_style_hides_the_face(media: dict, out_dir: Path, style: str) -> None:
-    assert main(["anonymize", str(media["photo"]), "-o", str(out_dir), "--style", style, "-q"]) == 0
+    assert cli("anonymize", media["photo"], "-o", out_dir, "--style", style, "-q") == 0
     original = np.asarray(Image.open(media["photo"]).convert("RGB")).astype(int)
     masked = np.asarray(Image.open(out_dir / "astronaut.png").convert("RGB")).astype(int)
     x1, y1, x2, y2 = 180, 60, 270, 170
     assert np.abs(original[y1:y2, x1:x2] - masked[y1:y2, x1:x2]).mean() > 10
 
 
-def bad(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    assert main(argv) == 2
+def bad(args: list[object], capsys: pytest.CaptureFixture[str]) -> str:
+    assert cli(*args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("cityveil: ") and "Traceback" not in err
     return err
 
 
 def test_missing_input(tmp_path: Path, out_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert "does not exist" in bad(["anonymize", str(tmp_path / "nope.mp4"), "-o", str(out_dir)], capsys)
+    assert "does not exist" in bad(["anonymize", tmp_path / "nope.mp4", "-o", out_dir], capsys)
 
 
 def test_unknown_profile(media: dict, out_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    err = bad(["anonymize", str(media["photo"]), "-o", str(out_dir), "--profile", "downtown"], capsys)
+    err = bad(["anonymize", media["photo"], "-o", out_dir, "--profile", "downtown"], capsys)
     assert "unknown profile 'downtown'" in err
 
 
@@ -124,17 +114,13 @@ def test_bad_profile_yaml(
 ) -> None:
     broken = tmp_path / "mine.yaml"
     broken.write_text("style: [blur\n")
-    assert "not valid YAML" in bad(
-        ["anonymize", str(media["photo"]), "-o", str(out_dir), "--profile", str(broken)], capsys
-    )
+    assert "not valid YAML" in bad(["anonymize", media["photo"], "-o", out_dir, "--profile", broken], capsys)
     unknown_key = tmp_path / "extra.yaml"
     unknown_key.write_text(
         "classes: {face: {threshold: 0.3, min_px: 10, margin: 0.1, strength: 1}}\n"
         "holdover_s: 1\ncolour: red\n"
     )
-    assert "colour" in bad(
-        ["anonymize", str(media["photo"]), "-o", str(out_dir), "--profile", str(unknown_key)], capsys
-    )
+    assert "colour" in bad(["anonymize", media["photo"], "-o", out_dir, "--profile", unknown_key], capsys)
 
 
 def test_custom_profile_yaml_is_applied(media: dict, tmp_path: Path, out_dir: Path) -> None:
@@ -145,20 +131,7 @@ def test_custom_profile_yaml_is_applied(media: dict, tmp_path: Path, out_dir: Pa
     )
     report = out_dir / "r.json"
     assert (
-        main(
-            [
-                "anonymize",
-                str(media["photo"]),
-                "-o",
-                str(out_dir),
-                "--profile",
-                str(profile),
-                "--report",
-                str(report),
-                "-q",
-            ]
-        )
-        == 0
+        cli("anonymize", media["photo"], "-o", out_dir, "--profile", profile, "--report", report, "-q") == 0
     )
     entry = json.loads(report.read_text())
     assert entry["profile"]["name"] == "plaza"
@@ -174,7 +147,7 @@ def test_truncated_and_corrupt_videos_write_nothing(
     garbage = tmp_path / "garbage.mp4"
     garbage.write_bytes(b"\x00\x01not a video" * 1000)
     for broken in (cut, garbage):
-        err = bad(["anonymize", str(broken), "-o", str(out_dir), "-q"], capsys)
+        err = bad(["anonymize", broken, "-o", out_dir, "-q"], capsys)
         assert str(broken) in err
     assert not out_dir.exists() or not any(out_dir.rglob("*.mp4")), "no half-written output"
 
@@ -185,7 +158,7 @@ def test_truncated_image_writes_nothing(
     photo = tmp_path / "cut.jpg"
     Image.open(media["photo"]).convert("RGB").save(photo, quality=90)
     photo.write_bytes(photo.read_bytes()[:4000])
-    assert "truncated" in bad(["anonymize", str(photo), "-o", str(out_dir), "-q"], capsys)
+    assert "truncated" in bad(["anonymize", photo, "-o", out_dir, "-q"], capsys)
     assert not any(out_dir.rglob("*.*")) if out_dir.exists() else True
 
 
@@ -196,13 +169,13 @@ def test_bad_file_in_a_folder_does_not_stop_the_others(
     tree.mkdir()
     shutil.copy(media["photo"], tree / "good.png")
     (tree / "bad.png").write_bytes(b"not an image")
-    bad(["anonymize", str(tree), "-o", str(out_dir), "-q"], capsys)
+    bad(["anonymize", tree, "-o", out_dir, "-q"], capsys)
     assert [p.name for p in out_dir.iterdir()] == ["good.png"]
 
 
 def test_console_script_exit_code_and_message(tmp_path: Path) -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "anonymize", str(tmp_path / "x.png"), "-o", str(tmp_path)],
+        [sys.executable, "-m", "orchestrator.cli", "anonymize", tmp_path / "x.png", "-o", str(tmp_path)],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
@@ -219,8 +192,22 @@ def test_camera_file_adds_privacy_zones_and_geometry(media: dict, tmp_path: Path
         "privacy_zones: [[[0.0, 0.8], [0.3, 0.8], [0.3, 1.0], [0.0, 1.0]]]\n"
     )
     report = out_dir / "r.json"
-    argv = ["anonymize", str(media["photo"]), "-o", str(out_dir), "--style", "solid", "--report", str(report)]
-    assert main([*argv, "--camera", str(camera), "-q"]) == 0
+    assert (
+        cli(
+            "anonymize",
+            media["photo"],
+            "-o",
+            out_dir,
+            "--style",
+            "solid",
+            "--report",
+            report,
+            "--camera",
+            camera,
+            "-q",
+        )
+        == 0
+    )
     original = np.asarray(Image.open(media["photo"]).convert("RGB"))
     masked = np.asarray(Image.open(out_dir / "astronaut.png").convert("RGB"))
     zone = (masked[420:510, 5:150] != original[420:510, 5:150]).any(axis=2).mean()
@@ -235,9 +222,7 @@ def test_bad_camera_file(
 ) -> None:
     camera = tmp_path / "cam.yaml"
     camera.write_text("geometry: {height_m: -3, tilt_deg: 10, hfov_deg: 60}\n")
-    err = bad(["anonymize", str(media["photo"]), "-o", str(out_dir), "--camera", str(camera)], capsys)
+    err = bad(["anonymize", media["photo"], "-o", out_dir, "--camera", camera], capsys)
     assert "geometry.height_m" in err
     camera.write_text("privacy_zones: [[[0, 0], [2, 0], [1, 1]]]\n")
-    assert "outside 0..1" in bad(
-        ["anonymize", str(media["photo"]), "-o", str(out_dir), "--camera", str(camera)], capsys
-    )
+    assert "outside 0..1" in bad(["anonymize", media["photo"], "-o", out_dir, "--camera", camera], capsys)
