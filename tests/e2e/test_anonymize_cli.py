@@ -226,3 +226,10 @@ def test_bad_camera_file(
     assert "geometry.height_m" in err
     camera.write_text("privacy_zones: [[[0, 0], [2, 0], [1, 1]]]\n")
     assert "outside 0..1" in bad(["anonymize", media["photo"], "-o", out_dir, "--camera", camera], capsys)
+
+
+def test_demo_writes_anonymized_samples_and_a_report(tmp_path: Path) -> None:
+    assert cli("demo", "-o", tmp_path) == 0
+    assert sorted(p.name for p in (tmp_path / "output").iterdir()) == ["astronaut.png", "street.mp4"]
+    files = json.loads((tmp_path / "report.json").read_text())["files"]
+    assert all(f["masks"].get("face", 0) >= f["frames"] for f in files)
