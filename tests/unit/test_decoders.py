@@ -19,7 +19,9 @@ from orchestrator.core.decoders import (
 )
 from orchestrator.core.detections import Detections, ObjectClass
 
-RECORDING = Path(__file__).parent / "data" / "centerface_astronaut_256.npz"
+DATA = Path(__file__).parent / "data"  # recorded model outputs: see data/make_recorded.py
+CENTERFACE_RECORDING = DATA / "centerface_astronaut_256.npz"
+PLATE_RECORDING = DATA / "ppocr_plate_256x256.npz"
 
 
 # --- CenterFace -------------------------------------------------------------------------------------------
@@ -94,7 +96,7 @@ def test_centerface_on_an_empty_heatmap_finds_nothing() -> None:
 
 
 def test_centerface_on_recorded_model_outputs_finds_the_astronaut() -> None:
-    rec = np.load(RECORDING)
+    rec = np.load(CENTERFACE_RECORDING)
     heads = [rec[name].astype(np.float32) for name in ("heatmap", "scale", "offset")]
     assert heads[0].shape == (1, 1, 64, 64)
 
@@ -319,3 +321,25 @@ def test_db_labels_frames_of_a_batch() -> None:
     det = decode_db(prob, (1.0, 1.0), DBParams(), ObjectClass.PLATE)
     assert sorted(det.frame_index.tolist()) == [0, 2, 2]
     assert (det.classes == ObjectClass.PLATE).all()
+
+
+@pytest.mark.parametrize(
+    "params",
+    [DBParams(), DBParams(min_aspect=1.2, max_height_share=0.25)],  # the second as PlateTextDetector
+    ids=["default", "plate-filters"],
+)
+def test_db_on_recorded_model_output_finds_the_plate_text(params: DBParams) -> None:
+    rec = np.load(PLATE_RECORDING)
+    prob = rec["probability"].astype(np.float32)
+    assert prob.shape == (1, 1, 256, 256)
+
+    det = decode_db(prob, (1.0, 1.0), params, ObjectClass.PLATE)
+
+    assert len(det) == 1
+    assert det.classes[0] == ObjectClass.PLATE
+    box, text, plate = det.boxes[0], rec["text"], rec["plate"]
+    # covers the text it was drawn from, give or take 2 px
+    assert (box[:2] <= text[:2] + 2).all() and (box[2:] >= text[2:] - 2).all()
+    # the unclip does not run wild: inside the plate grown by 50 %
+    centre, half = (plate[:2] + plate[2:]) / 2, (plate[2:] - plate[:2]) / 2 * 1.5
+    assert (box[:2] >= centre - half).all() and (box[2:] <= centre + half).all()
