@@ -12,7 +12,9 @@ from .core.camera_settings import load_camera_file
 from .core.config_files import ConfigError
 from .core.masks import MaskStyle
 from .core.profiles import DEFAULT_PROFILE, Profile, resolve_profile
-from .inference.onnx_backend import RuntimeOptions
+from .inference.fetch import FetchError
+from .inference.onnx_backend import DeviceError, RuntimeOptions
+from .inference.repository import RepositoryError
 from .logging_setup import configure_logging
 
 EXIT_USAGE = 2
@@ -36,12 +38,19 @@ def _runtime(args: argparse.Namespace) -> RuntimeOptions:
 def cmd_anonymize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .dataplane.batch.atomic import atomic_output
     from .dataplane.batch.images import MediaError
     from .dataplane.batch.job import count_frames, plan_outputs, run_job
     from .dataplane.embedded import EmbeddedEngine
 
     profile = _profile(args)
     camera = load_camera_file(Path(args.camera)) if args.camera else None
+    report_file = Path(args.report) if args.report else None
+    if report_file is not None:
+        try:  # checked before the work, not after it
+            report_file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot write the report to {report_file}: {exc.strerror}") from None
     try:
         items = plan_outputs([Path(p) for p in args.inputs], Path(args.output), args.image_format)
     except MediaError as exc:
@@ -51,8 +60,9 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     engine = EmbeddedEngine(options=_runtime(args), classes=profile.masked_classes)
     with tqdm(total=count_frames(items), unit="frame", disable=args.quiet or None) as bar:
         report = run_job(items, engine, profile, camera, bar.update)
-    if args.report:
-        Path(args.report).write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
+    if report_file is not None:
+        with atomic_output(report_file) as tmp:
+            tmp.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
     if report.errors:
         for error in report.errors:
             print(f"cityveil: {error}", file=sys.stderr)
@@ -91,8 +101,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .inference.fetch import FetchError, pull_model
-    from .inference.repository import ModelRepository, RepositoryError
+    from .inference.fetch import pull_model
+    from .inference.repository import ModelRepository
 
     try:
         repository = ModelRepository(Path(args.repository) if args.repository else None)
@@ -172,9 +182,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.log_level)
     try:
         return int(args.func(args))
-    except (UsageError, ConfigError) as exc:
+    except (UsageError, ConfigError, DeviceError) as exc:
         print(f"cityveil: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except (FetchError, RepositoryError) as exc:  # the installation, not the input: exit 1
+        print(f"cityveil: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

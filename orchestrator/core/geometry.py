@@ -18,6 +18,7 @@ from .detections import ObjectClass
 # Real-world short sides (metres: face width, plate height) and heights above ground of each object.
 OBJECT_SIZE_M = {ObjectClass.FACE: 0.16, ObjectClass.PLATE: 0.11}
 OBJECT_HEIGHT_M = {ObjectClass.FACE: 1.6, ObjectClass.PLATE: 0.6}
+NEAREST_M = 0.5  # no object is nearer to a camera than this
 
 
 @dataclass(frozen=True)
@@ -30,24 +31,29 @@ class CameraGeometry:
         return (width / 2) / np.tan(np.radians(self.hfov_deg) / 2)
 
     def object_px_per_row(
-        self, object_class: ObjectClass, width: int, height: int, max_range_m: float
+        self, object_class: ObjectClass, width: int, height: int, max_range_m: float, unseen_m: float
     ) -> np.ndarray:
-        """Expected pixel size of the object on each row; rows at or above the horizon see it at max range."""
+        """Expected pixel size of the object on each row, for objects up to `max_range_m` away.
+
+        Where the ray through a row never meets the object's height (at or above the horizon, or a camera
+        mounted lower than the object), the distance is unknown and `unseen_m` stands in: the far limit
+        when asking how small an object can get, the near limit when asking how big.
+        """
         f = self.focal_px(width)
         rows = np.arange(height) + 0.5
         below_horizon = np.radians(self.tilt_deg) + np.arctan((rows - height / 2) / f)
         drop = self.height_m - OBJECT_HEIGHT_M[object_class]
         with np.errstate(divide="ignore", invalid="ignore"):
-            distance = np.where((below_horizon > 0) & (drop > 0), drop / np.sin(below_horizon), max_range_m)
-        # A camera mounted below the object's height still sees it from about its horizontal distance.
-        distance = np.clip(distance, 0.5, max_range_m)
+            distance = np.where((below_horizon > 0) & (drop > 0), drop / np.sin(below_horizon), unseen_m)
+        distance = np.clip(distance, NEAREST_M, max_range_m)
         return f * OBJECT_SIZE_M[object_class] / distance
 
     def largest_object_px(self, object_class: ObjectClass, width: int, height: int) -> float:
-        """The object's size on the bottom row (the nearest ground the camera sees)."""
-        return float(self.object_px_per_row(object_class, width, height, math.inf)[-1])
+        """The object's size where the camera sees it nearest."""
+        return float(self.object_px_per_row(object_class, width, height, math.inf, NEAREST_M).max())
 
     def smallest_object_px(
         self, object_class: ObjectClass, width: int, height: int, max_range_m: float
     ) -> float:
-        return float(self.object_px_per_row(object_class, width, height, max_range_m).min())
+        """The object's size where the camera sees it farthest (within `max_range_m`)."""
+        return float(self.object_px_per_row(object_class, width, height, max_range_m, max_range_m).min())

@@ -58,51 +58,68 @@ def _upsample_linear(small: Any, b: int, size: int, axis: int) -> Any:
     return xp.take(small, lo, axis=axis) * (1 - t) + xp.take(small, hi, axis=axis) * t
 
 
-def _blurred(region: Any, strength: float) -> Any:
+def _blurred(region: Any, strength: float, object_side: int) -> Any:
     """A smooth blur as wide as a block: block means, linearly interpolated (a tent filter of 2 blocks).
 
     Cost is linear in the region's pixels whatever the blur width, unlike a convolution.
     """
     h, w = region.shape[:2]
-    b = blur_block(min(h, w), strength)
+    b = blur_block(object_side, strength)
     small = _block_means(region, b)
     return _upsample_linear(_upsample_linear(small, b, h, 0), b, w, 1)
 
 
-def _pixelated(region: Any, strength: float) -> Any:
+def _pixelated(region: Any, strength: float, object_side: int) -> Any:
     xp = array_module(region)
     h, w = region.shape[:2]
-    b = pixelate_block(min(h, w), strength)
+    b = pixelate_block(object_side, strength)
     blocks = _block_means(region, b)
     return xp.repeat(xp.repeat(blocks, b, axis=0), b, axis=1)[:h, :w]
 
 
-def styled(region: Any, style: MaskStyle, strength: float, rng: Any = None) -> Any:
-    """The masked version of an HxWxC region (same shape, uint8)."""
+def styled(
+    region: Any, style: MaskStyle, strength: float, object_side: int | None = None, rng: Any = None
+) -> Any:
+    """The masked version of an HxWxC region (same shape, uint8).
+
+    `object_side` is the short side of the whole object; a face cut by the frame edge shows only part of
+    itself in `region`, and its blocks must still be as coarse as the whole face needs.
+    """
     xp = array_module(region)
     if style is MaskStyle.SOLID:
         return xp.broadcast_to(xp.asarray(SOLID_COLOUR, dtype=xp.uint8), region.shape)
     if style is MaskStyle.NOISE:
         gen = rng if rng is not None else xp.random.default_rng()
         return gen.integers(0, 256, size=region.shape, dtype=xp.uint8)
-    out = _pixelated(region, strength) if style is MaskStyle.PIXELATE else _blurred(region, strength)
+    side = object_side if object_side is not None else min(region.shape[:2])
+    transform = _pixelated if style is MaskStyle.PIXELATE else _blurred
+    out = transform(region, strength, side)
     return xp.clip(xp.rint(out), 0, 255).astype(xp.uint8)
 
 
 def mask_boxes(
-    frame: Any, bounds: np.ndarray, style: MaskStyle, strengths: np.ndarray, rng: Any = None
+    frame: Any,
+    bounds: np.ndarray,
+    style: MaskStyle,
+    strengths: np.ndarray,
+    object_sides: np.ndarray | None = None,
+    rng: Any = None,
 ) -> int:
     """Mask integer pixel boxes [N,4] (x1,y1,x2,y2) of one frame in place; returns the count masked.
 
+    `object_sides` [N] are the objects' short sides before clipping to the frame (default: the boxes').
     Overlapping boxes are each masked from the already-masked pixels, so masking order never re-exposes
     anything. The loop is per box; each box is vectorised.
     """
+    if object_sides is None:
+        object_sides = np.minimum(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1])
     done = 0
-    for (x1, y1, x2, y2), strength in zip(bounds.tolist(), strengths.tolist(), strict=True):
+    boxes = zip(bounds.tolist(), strengths.tolist(), np.asarray(object_sides).tolist(), strict=True)
+    for (x1, y1, x2, y2), strength, side in boxes:
         if x2 <= x1 or y2 <= y1:
             continue
         region = frame[y1:y2, x1:x2]
-        region[...] = styled(region, style, strength, rng)
+        region[...] = styled(region, style, strength, max(1, int(side)), rng)
         done += 1
     return done
 

@@ -147,11 +147,11 @@ def plan_frame(
 
 @dataclass(frozen=True)
 class MaskDecisions:
-    """Per-object decisions for one frame: pixel bounds to mask, strength, and the class of each."""
+    """Per-object decisions for one frame: pixel bounds to mask, strength, and each object's whole size."""
 
-    bounds: np.ndarray  # [N,4] int64
+    bounds: np.ndarray  # [N,4] int64, clipped to the frame
     strengths: np.ndarray  # [N] float32
-    classes: np.ndarray  # [N] int32
+    object_sides: np.ndarray  # [N] short side of the grown box before clipping: sets the mask's coarseness
     style: MaskStyle
 
 
@@ -176,6 +176,6 @@ def decide_masks(detections: Detections, plan: FramePlan, width: int, height: in
     return MaskDecisions(
         bounds=to_pixel_bounds(grown, width, height),
         strengths=strengths[detections.classes],
-        classes=detections.classes,
+        object_sides=np.minimum(grown[:, 2] - grown[:, 0], grown[:, 3] - grown[:, 1]),
         style=plan.style,
     )

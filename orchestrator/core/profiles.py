@@ -16,6 +16,9 @@ from .config_files import ConfigError, load_model_file
 from .detections import ObjectClass
 from .masks import MaskStyle
 
+# Classes a detector exists for; profiles may mask only these.
+MASKABLE_CLASSES = (ObjectClass.FACE, ObjectClass.PLATE)
+
 
 class Zone(str, Enum):
     RESIDENTIAL = "residential"
@@ -65,7 +68,9 @@ class Profile(Strict):
     @classmethod
     def _known_classes(cls, value: dict[str, ClassPolicy]) -> dict[str, ClassPolicy]:
         for name in value:
-            ObjectClass.parse(name)
+            if ObjectClass.parse(name) not in MASKABLE_CLASSES:
+                maskable = ", ".join(c.name.lower() for c in MASKABLE_CLASSES)
+                raise ValueError(f"no detector masks {name!r} yet (maskable: {maskable})")
         return value
 
     def policy_for(self, object_class: ObjectClass) -> ClassPolicy | None:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from ..core.boxes import iou_matrix
 from ..core.decoders import batched_nms
 from ..core.detections import Detections, ObjectClass
 from ..core.masks import SOLID_COLOUR, mask_boxes, mask_region, polygon_mask
@@ -24,6 +25,7 @@ log = structlog.get_logger(__name__)
 
 CROWD_SMOOTHING = 0.2  # weight of the newest frame in the running faces-per-frame estimate
 MERGE_IOU = 0.5  # detections of one object at the fine and the coarse scale merge above this overlap
+SAME_OBJECT_IOU = 0.3  # a look-ahead detection overlapping a track this much is that track's object
 
 
 @dataclass
@@ -63,6 +65,19 @@ class StreamStats:
             "detections": dict(self.detections),
             "masks": dict(self.masks),
         }
+
+
+def _newcomers(later: list[Detections | None], tracked: Detections) -> Detections:
+    """Look ahead: objects found on the next detected frame of this batch that no track covers yet.
+
+    An object that appears between two detections would otherwise show until the next one.
+    """
+    upcoming = next((found for found in later if found is not None), None)
+    if upcoming is None or len(upcoming) == 0:
+        return Detections()
+    if len(tracked) == 0:
+        return upcoming
+    return upcoming.select(iou_matrix(upcoming.boxes, tracked.boxes).max(axis=1) < SAME_OBJECT_IOU)
 
 
 class StreamAnonymizer:
@@ -155,7 +170,8 @@ class StreamAnonymizer:
             holdover = self.plan.holdover_frames + self.plan.classes[object_class].detect_interval - 1
             detections = per_frame[i]
             if detections is None:
-                to_mask.append(tracker.predict(holdover))
+                predicted = tracker.predict(holdover)
+                to_mask += [predicted, _newcomers(per_frame[i + 1 :], predicted)]
             else:
                 current.append(detections)
                 to_mask.append(tracker.update(detections, holdover))
@@ -176,7 +192,7 @@ class StreamAnonymizer:
     ) -> FrameResult:
         h, w = frame.shape[:2]
         decisions = decide_masks(to_mask, self.plan, w, h)
-        mask_boxes(frame, decisions.bounds, decisions.style, decisions.strengths)
+        mask_boxes(frame, decisions.bounds, decisions.style, decisions.strengths, decisions.object_sides)
         if self._zone_mask is not None:
             mask_region(frame, self._zone_mask, self.plan.style, 1.0)
         return FrameResult(

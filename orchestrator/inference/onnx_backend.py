@@ -19,13 +19,17 @@ CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 
 
+class DeviceError(ValueError):
+    """A device asked for that this machine or this onnxruntime build does not have."""
+
+
 def choose_providers(device: str = "auto") -> list[str]:
     """`cpu`, `cuda`, or `auto` (CUDA when this onnxruntime build has it, CPU always last)."""
     available = ort.get_available_providers()
     if device == "cpu":
         return [CPU]
     if device == "cuda" and CUDA not in available:
-        raise RuntimeError("the CUDA execution provider is not available in this onnxruntime build")
+        raise DeviceError("the CUDA execution provider is not available in this onnxruntime build")
     if device in ("cuda", "auto") and CUDA in available:
         return [CUDA, CPU]
     return [CPU]

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from .pbtxt import parse_pbtxt
+from .pbtxt import PbtxtError, parse_pbtxt
 
 MODEL_FILE = "model.onnx"
 INT8_MODEL_FILE = "model.int8.onnx"  # derived by `models pull` where source.yaml names a calibration
@@ -95,15 +95,21 @@ class ModelRepository:
         config_file = folder / "config.pbtxt"
         if not config_file.is_file():
             raise RepositoryError(f"no model {name!r} in {self.root} (have: {', '.join(self.names())})")
-        config = parse_pbtxt(config_file.read_text(encoding="utf-8"))
+        try:
+            config = parse_pbtxt(config_file.read_text(encoding="utf-8"))
+        except PbtxtError as exc:
+            raise RepositoryError(f"{config_file} is not a readable model config: {exc}") from None
         declared = config.get("name", [name])[0]
         if declared != name:
             raise RepositoryError(f"{config_file}: name {declared!r} differs from its folder {name!r}")
         source_file = folder / "source.yaml"
         source = None
         if source_file.is_file():
-            raw = yaml.safe_load(source_file.read_text(encoding="utf-8"))
-            raw["rename"] = {str(k): str(v) for k, v in (raw.get("rename") or {}).items()}
-            raw["version"] = str(raw["version"])
-            source = ModelSource(**raw)
+            try:
+                raw = yaml.safe_load(source_file.read_text(encoding="utf-8"))
+                raw["rename"] = {str(k): str(v) for k, v in (raw.get("rename") or {}).items()}
+                raw["version"] = str(raw["version"])
+                source = ModelSource(**raw)
+            except (yaml.YAMLError, TypeError, KeyError, AttributeError) as exc:
+                raise RepositoryError(f"{source_file} does not describe a model source: {exc}") from None
         return ModelSpec(name=name, folder=folder, config=config, source=source)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import onnxruntime
 import pytest
 from PIL import Image
 
@@ -233,3 +234,26 @@ def test_demo_writes_anonymized_samples_and_a_report(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "output").iterdir()) == ["astronaut.png", "street.mp4"]
     files = json.loads((tmp_path / "report.json").read_text())["files"]
     assert all(f["masks"].get("face", 0) >= f["frames"] for f in files)
+
+
+def test_usage_mistakes_are_refused_before_any_work(
+    media: dict, tmp_path: Path, out_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo = media["photo"]
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    assert "is a file, not a folder" in bad(["anonymize", photo, "-o", a_file], capsys)
+    assert "would overwrite its input" in bad(["anonymize", photo, "-o", Path(photo).parent], capsys)
+    assert "cannot write the report" in bad(
+        ["anonymize", photo, "-o", out_dir, "--report", a_file / "r.json"], capsys
+    )
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        assert "CUDA" in bad(["anonymize", photo, "-o", out_dir, "--device", "cuda"], capsys)
+    person = tmp_path / "people.yaml"
+    person.write_text(
+        "holdover_s: 1\nclasses: {person: {threshold: 0.3, min_px: 10, margin: 0.1, strength: 1}}\n"
+    )
+    assert "no detector masks 'person'" in bad(
+        ["anonymize", photo, "-o", out_dir, "--profile", person], capsys
+    )
+    assert not out_dir.exists()

@@ -271,3 +271,15 @@ def test_a_failure_while_masking_publishes_that_frame_fully_masked(monkeypatch: 
     assert (results[1].image == np.asarray(SOLID_COLOUR, np.uint8)).all()
     assert solid(results[0].image, FACE_BOX) and solid(results[2].image, FACE_BOX)
     assert stream.stats.failed_frames == 1
+
+
+def test_an_object_appearing_between_detections_is_masked_from_a_later_frame_of_the_batch() -> None:
+    p = profile(
+        classes={"face": {"threshold": 0.4, "min_px": 20, "margin": 0.0, "strength": 1.0, "detect_every": 3}}
+    )
+    detector = FakeDetector(FACE, [FACE_BOX], found_on={3, 4, 5})  # the face enters on frame 2 or 3
+    stream = anonymizer(p, detector)
+    results = stream.process(frames(6))
+    assert detector.seen == [0, 3]
+    assert not solid(results[0].image, FACE_BOX)
+    assert all(solid(r.image, FACE_BOX) for r in results[1:])

@@ -12,7 +12,9 @@ W, H = 1920, 1080
 
 
 def test_a_camera_tilted_down_sees_bigger_faces_at_the_bottom() -> None:
-    px = CameraGeometry(height_m=5, tilt_deg=30, hfov_deg=70).object_px_per_row(ObjectClass.FACE, W, H, 60)
+    px = CameraGeometry(height_m=5, tilt_deg=30, hfov_deg=70).object_px_per_row(
+        ObjectClass.FACE, W, H, 60, 60
+    )
     assert px.shape == (H,)
     assert px[-1] > 2 * px[0]
     assert (np.diff(px) >= -1e-9).all()  # never smaller further down
@@ -27,7 +29,7 @@ def test_a_higher_camera_sees_smaller_smallest_faces() -> None:
 
 def test_rows_above_the_horizon_use_the_max_range() -> None:
     camera = CameraGeometry(height_m=6, tilt_deg=0, hfov_deg=90)  # horizon on the middle row
-    px = camera.object_px_per_row(ObjectClass.FACE, W, H, max_range_m=50)
+    px = camera.object_px_per_row(ObjectClass.FACE, W, H, max_range_m=50, unseen_m=50)
     at_max_range = camera.focal_px(W) * 0.16 / 50
     np.testing.assert_allclose(px[: H // 2], at_max_range)
     assert (px[H // 2 :] >= at_max_range - 1e-9).all()  # below it, never further than the range
@@ -41,7 +43,7 @@ def test_the_size_at_a_row_matches_the_pinhole_model() -> None:
     row = 900
     angle = np.radians(20) + np.arctan((row + 0.5 - H / 2) / f)
     distance = (4.6 - 1.6) / np.sin(angle)
-    px = camera.object_px_per_row(ObjectClass.FACE, W, H, 100)
+    px = camera.object_px_per_row(ObjectClass.FACE, W, H, 100, 100)
     assert px[row] == pytest.approx(f * 0.16 / distance)
 
 
@@ -53,3 +55,10 @@ def test_a_wider_field_of_view_makes_objects_smaller() -> None:
         ObjectClass.PLATE, W, H, 30
     )
     assert wide < narrow
+
+
+def test_a_camera_below_face_height_can_see_a_face_from_up_close() -> None:
+    # Mounted at 1.5 m looking level: no row says how near a face can come, so assume arm's length.
+    camera = CameraGeometry(height_m=1.5, tilt_deg=0, hfov_deg=60)
+    assert camera.largest_object_px(ObjectClass.FACE, 1920, 1080) > 500
+    assert camera.smallest_object_px(ObjectClass.FACE, 1920, 1080, 40) < 10

@@ -233,3 +233,12 @@ def test_gpu_masks_equal_cpu_masks_within_one_level(xp: ModuleType, style: MaskS
     mask_boxes(frame, boxes, style, strengths)
     mask_boxes(on_cpu, boxes, style, strengths)
     assert np.abs(to_numpy(frame).astype(int) - on_cpu.astype(int)).max() <= 1
+
+
+@BACKENDS
+def test_a_cut_object_is_pixelated_as_coarsely_as_the_whole_object(xp: ModuleType) -> None:
+    frame, _ = noise_frame(xp, 120, 160)
+    # Only a 40 px wide strip of a 300 px face is inside the frame.
+    mask_boxes(frame, bounds((0, 0, 40, 120)), MaskStyle.PIXELATE, np.array([1.0]), np.array([300]))
+    strip = to_numpy(frame)[:, :40]
+    assert len(np.unique(strip[:, 0, 0])) <= math.ceil(120 / pixelate_block(300, 1.0))

@@ -164,8 +164,15 @@ def test_decide_masks_grows_by_margin_and_slack() -> None:
         [500 - 10 - 4, 500 - 2 - 4, 600 + 10 + 4, 520 + 2 + 4],
     ]
     np.testing.assert_allclose(decisions.strengths, [0.8, 0.5])
-    assert decisions.classes.tolist() == [FACE, PLATE]
+    np.testing.assert_allclose(decisions.object_sides, [40 + 16 + 32, 20 + 4 + 8])
     assert decisions.style.value == "pixelate"
+
+
+def test_an_object_cut_by_the_frame_edge_keeps_its_whole_size_for_the_mask() -> None:
+    det = Detections.build(np.array([[-260, 100, 40, 400]]), [0.9], FACE)  # 300 px face, 40 px visible
+    decisions = decide_masks(det, plan(), W, H)
+    assert decisions.bounds[0, 0] == 0
+    assert decisions.object_sides[0] > 300
 
 
 def test_decide_masks_clips_to_the_frame_and_handles_nothing() -> None:

@@ -25,6 +25,8 @@ def read_image(path: Path) -> np.ndarray:
             return np.array(ImageOps.exif_transpose(img).convert("RGB"))
     except UnidentifiedImageError:
         raise MediaError(f"{path} is not a readable image") from None
+    except Image.DecompressionBombError:
+        raise MediaError(f"{path} has more pixels than an image this tool accepts") from None
     except OSError as exc:
         raise MediaError(f"{path} could not be decoded ({exc}); it may be truncated") from None
 

@@ -27,6 +27,8 @@ class WorkItem:
 
 def plan_outputs(inputs: list[Path], out_dir: Path, image_format: str) -> list[WorkItem]:
     """Where each input goes. Folders are mirrored (same relative paths and names); raises MediaError."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MediaError(f"the output {out_dir} is a file, not a folder")
     items: list[WorkItem] = []
     out_resolved = out_dir.resolve()
     for path in inputs:
@@ -49,6 +51,8 @@ def plan_outputs(inputs: list[Path], out_dir: Path, image_format: str) -> list[W
             items.append(WorkItem(source, out_dir / relative.with_suffix(suffix), kind))
     seen: dict[Path, Path] = {}
     for item in items:
+        if item.target.resolve() == item.source.resolve():
+            raise MediaError(f"writing {item.target} would overwrite its input: choose another output folder")
         if item.target in seen:
             raise MediaError(f"{seen[item.target]} and {item.source} would both be written to {item.target}")
         seen[item.target] = item.source
