@@ -2,7 +2,7 @@
 
 This is the measurement behind `cityveil_reliable_min_px` in each model's config.pbtxt: the adaptive policy
 scales frames so that the smallest object a profile must catch reaches that size. An object counts as found
-when a detection covers at least 30% of its ground-truth box (IoU >= 0.3 for faces).
+when a detection overlaps its ground-truth box with IoU >= 0.3.
 
     .venv/bin/python benchmarks/detector_size_curve.py --set ../shared/eval/facemask_dev --cls face
     .venv/bin/python benchmarks/detector_size_curve.py --set ../shared/eval/roboflow_plates --cls plate

@@ -48,13 +48,6 @@ def grow(boxes: np.ndarray, margin: float | np.ndarray, pixels: float | np.ndarr
     return np.stack([boxes[:, 0] - w, boxes[:, 1] - h, boxes[:, 2] + w, boxes[:, 3] + h], axis=1)
 
 
-def clip_to_frame(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    out = boxes.copy()
-    out[:, 0::2] = np.clip(out[:, 0::2], 0, width)
-    out[:, 1::2] = np.clip(out[:, 1::2], 0, height)
-    return out
-
-
 def to_pixel_bounds(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
     """Integer pixel bounds covering each box fully (floor of the start, ceil of the end), clipped."""
     out = np.empty((len(boxes), 4), dtype=np.int64)

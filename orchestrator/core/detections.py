@@ -102,7 +102,3 @@ class Detections:
     def counts_by_class(self) -> dict[str, int]:
         ids, counts = np.unique(self.classes, return_counts=True)
         return {ObjectClass(int(i)).name.lower(): int(c) for i, c in zip(ids, counts, strict=True)}
-
-    def as_rows(self) -> np.ndarray:
-        """The Triton ensemble layout: [N, 7] = frame index, x1, y1, x2, y2, score, class."""
-        return np.column_stack([self.frame_index, self.boxes, self.scores, self.classes]).astype(np.float32)

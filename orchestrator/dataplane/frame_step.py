@@ -33,7 +33,7 @@ class FrameResult:
     """One processed frame: `image` is None when the frame was dropped (fail closed)."""
 
     image: np.ndarray | None
-    detected: bool
+    analysed: bool  # a detector ran on this frame (between detections, tracks carry the masks)
     failed: bool
     detections: dict[str, int]
     masks: dict[str, int]
@@ -42,7 +42,7 @@ class FrameResult:
 @dataclass
 class StreamStats:
     frames: int = 0
-    detected_frames: int = 0
+    analysed_frames: int = 0
     failed_frames: int = 0
     dropped_frames: int = 0
     detections: Counter[str] = field(default_factory=Counter)
@@ -50,7 +50,7 @@ class StreamStats:
 
     def add(self, result: FrameResult) -> None:
         self.frames += 1
-        self.detected_frames += result.detected
+        self.analysed_frames += result.analysed
         self.failed_frames += result.failed
         self.dropped_frames += result.image is None
         self.detections.update(result.detections)
@@ -59,7 +59,7 @@ class StreamStats:
     def as_dict(self) -> dict[str, Any]:
         return {
             "frames": self.frames,
-            "detected_frames": self.detected_frames,
+            "analysed_frames": self.analysed_frames,
             "failed_frames": self.failed_frames,
             "dropped_frames": self.dropped_frames,
             "detections": dict(self.detections),
@@ -188,7 +188,7 @@ class StreamAnonymizer:
         self.plan = self._plan()
 
     def _mask(
-        self, frame: np.ndarray, to_mask: Detections, current: Detections, detected: bool
+        self, frame: np.ndarray, to_mask: Detections, current: Detections, analysed: bool
     ) -> FrameResult:
         h, w = frame.shape[:2]
         decisions = decide_masks(to_mask, self.plan, w, h)
@@ -197,7 +197,7 @@ class StreamAnonymizer:
             mask_region(frame, self._zone_mask, self.plan.style, 1.0)
         return FrameResult(
             image=frame,
-            detected=detected,
+            analysed=analysed,
             failed=False,
             detections=current.counts_by_class(),
             masks=to_mask.counts_by_class(),
@@ -205,9 +205,9 @@ class StreamAnonymizer:
 
     def _fail_closed(self, frame: np.ndarray) -> FrameResult:
         if self.plan.on_failure == "drop":
-            return FrameResult(image=None, detected=False, failed=True, detections={}, masks={})
+            return FrameResult(image=None, analysed=False, failed=True, detections={}, masks={})
         frame[...] = SOLID_COLOUR  # nothing that can fail: no detections, no styling
-        return FrameResult(image=frame, detected=False, failed=True, detections={}, masks={"frame": 1})
+        return FrameResult(image=frame, analysed=False, failed=True, detections={}, masks={"frame": 1})
 
     def _record(self, result: FrameResult) -> FrameResult:
         self.stats.add(result)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import onnx
 
-from .repository import MODEL_FILE, PROVENANCE_FILE, ModelRepository, ModelSource, ModelSpec
+from .repository import PROVENANCE_FILE, ModelSource, ModelSpec
 
 
 class FetchError(RuntimeError):
@@ -152,14 +152,3 @@ def _write_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def pull_all(repository: ModelRepository, force: bool = False) -> dict[str, Path]:
-    return {
-        name: pull_model(repository.model(name), force)
-        for name in repository.names()
-        if repository.model(name).source is not None
-    }
-
-
-__all__ = ["MODEL_FILE", "FetchError", "pull_all", "pull_model"]

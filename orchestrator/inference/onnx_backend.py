@@ -6,14 +6,16 @@ installed but unwanted (a cloud or Azure provider), and the audit trail must say
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from .fetch import pull_model
-from .repository import ModelRepository, ModelSpec
+from .fetch import pull_model, sha256_of
+from .repository import PROVENANCE_FILE, ModelRepository, ModelSpec, RepositoryError
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -65,6 +67,17 @@ class LoadedModel:
         return f"{self.name}:{self.version}:{self.precision}"
 
 
+def verify_against_provenance(path: Path, int8: bool) -> None:
+    """A pulled model file must still be the one `models pull` wrote: a swapped file never runs."""
+    provenance_file = path.parent / PROVENANCE_FILE
+    if not provenance_file.is_file():
+        return  # a version added by hand (issue 5's uploads carry their own validation)
+    provenance = json.loads(provenance_file.read_text(encoding="utf-8"))
+    expected = provenance["int8"]["sha256"] if int8 else provenance["model_sha256"]
+    if sha256_of(path) != expected:
+        raise RepositoryError(f"{path} is not what models pull wrote; run: cityveil models pull --force")
+
+
 def load_model(repository: ModelRepository, name: str, options: RuntimeOptions | None = None) -> LoadedModel:
     """The serving version of a model; its pinned weights are pulled first if they are not there yet."""
     spec = repository.model(name)
@@ -82,5 +95,7 @@ def load_model(repository: ModelRepository, name: str, options: RuntimeOptions |
     session_options.log_severity_level = 3
     # Idle ONNX Runtime threads would otherwise spin and take the cores that decode and encode need.
     session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(spec.model_path(version, int8)), session_options, providers=providers)
+    path = spec.model_path(version, int8)
+    verify_against_provenance(path, int8)
+    session = ort.InferenceSession(str(path), session_options, providers=providers)
     return LoadedModel(name, version, session.get_providers()[0], "int8" if int8 else "fp32", spec, session)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,9 @@ class RepositoryError(RuntimeError):
 
 
 def default_repository() -> Path:
-    """`triton_models/` beside the package (a source checkout or an editable install)."""
-    return Path(__file__).resolve().parents[2] / "triton_models"
+    """`CITYVEIL_MODEL_REPOSITORY`, else `triton_models/` beside the package (a source checkout)."""
+    configured = os.environ.get("CITYVEIL_MODEL_REPOSITORY")
+    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "triton_models"
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from onnx import TensorProto, helper
 
 from orchestrator.cli import main
 from orchestrator.inference.fetch import FetchError, pull_model
+from orchestrator.inference.onnx_backend import RuntimeOptions, load_model
 from orchestrator.inference.preprocess import centerface_input
-from orchestrator.inference.repository import ModelRepository
+from orchestrator.inference.repository import ModelRepository, RepositoryError
 from orchestrator.samples import astronaut
 
 CONFIG = """
@@ -129,3 +130,12 @@ def test_models_cli_lists_and_reports_errors(
     assert "tiny\tversions=[3]\tserving=3" in capsys.readouterr().out
     assert main(["models", "list", "nope", "--repository", str(repo.root)]) == 2
     assert "no model 'nope'" in capsys.readouterr().err
+
+
+def test_a_model_file_changed_after_pull_is_refused(repository: tuple[ModelRepository, bytes]) -> None:
+    repo, _ = repository
+    path = pull_model(repo.model("tiny"))
+    load_model(repo, "tiny", RuntimeOptions(precision="fp32"))  # intact: loads
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(RepositoryError, match="models pull --force"):
+        load_model(repo, "tiny", RuntimeOptions(precision="fp32"))

@@ -135,10 +135,10 @@ def test_the_detector_runs_at_the_class_cadence_and_tracks_fill_the_frames_betwe
     results = stream.process(first) + stream.process(second)
 
     assert detector.seen == [0, 2, 4]
-    assert [r.detected for r in results] == [True, False, True, False, True, False]
+    assert [r.analysed for r in results] == [True, False, True, False, True, False]
     for frame in first + second:
         assert solid(frame, FACE_BOX)  # also on frames 1, 3 and 5, from the track
-    assert stream.stats.detected_frames == 3
+    assert stream.stats.analysed_frames == 3
     assert stream.stats.masks["face"] == 6
 
 
@@ -225,7 +225,7 @@ def test_stats_count_detections_and_masks_per_class() -> None:
 
     assert results[0].detections == {"face": 2, "plate": 1}
     stats = stream.stats.as_dict()
-    assert stats["frames"] == 3 and stats["detected_frames"] == 3 and stats["failed_frames"] == 0
+    assert stats["frames"] == 3 and stats["analysed_frames"] == 3 and stats["failed_frames"] == 0
     assert stats["detections"] == {"face": 6, "plate": 3}
     assert stats["masks"] == {"face": 6, "plate": 3}
     for frame in batch:
