@@ -9,12 +9,20 @@ VENV=${CITYVEIL_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
 ensure_venv() {
-    if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
-        # Debian's python3 ships venv separately.
-        apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+    if [ ! -x "$VENV/bin/python" ]; then
+        if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
+            # Debian's python3 ships venv separately.
+            apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+        fi
+        "$PYTHON" -m venv "$VENV"
     fi
-    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".$1"
+    # Install again only when the dependencies or the extras asked for changed.
+    local stamp="$VENV/.cityveil-installed" want
+    want="$(sha256sum pyproject.toml | cut -c1-16) $1"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".$1"
+        echo "$want" >"$stamp"
+    fi
     "$VENV/bin/cityveil" models pull >/dev/null
 }
 

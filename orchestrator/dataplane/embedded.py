@@ -31,9 +31,9 @@ class EmbeddedEngine:
             self.detectors[object_class] = factory(load_model(self.repository, name, options))
 
     def stream(
-        self, context: CameraContext, pixel_budget: float = 0.0, detect_interval: int = 1
+        self, context: CameraContext, pixel_budget: float = 0.0, detect_interval: int = 1, name: str = ""
     ) -> StreamAnonymizer:
         missing = [c.name.lower() for c in context.profile.masked_classes if c not in self.detectors]
         if missing:
             raise ValueError(f"profile {context.profile.name} masks {missing} but no detector is loaded")
-        return StreamAnonymizer(context, self.detectors, pixel_budget, detect_interval)
+        return StreamAnonymizer(context, self.detectors, pixel_budget, detect_interval, name)

@@ -89,6 +89,7 @@ class StreamAnonymizer:
         detectors: dict[ObjectClass, Detector],
         pixel_budget: float = 0.0,
         detect_interval: int = 1,
+        name: str = "",
     ) -> None:
         self.context = context
         self.detectors = {c: d for c, d in detectors.items() if c in context.profile.masked_classes}
@@ -100,6 +101,7 @@ class StreamAnonymizer:
         self._frame_number = 0
         self._zone_mask = self._zones(context)
         self.plan = self._plan()
+        self.log = log.bind(stream=name, profile=context.profile.name, models=self.model_labels)
 
     @staticmethod
     def _zones(context: CameraContext) -> np.ndarray | None:
@@ -149,14 +151,14 @@ class StreamAnonymizer:
         try:
             found = self._detect(frames, numbers)
         except Exception as exc:  # any failure of analysis: never let these frames out unmasked
-            log.error("detection_failed", error=repr(exc), frames=len(frames))
+            self.log.error("detection_failed", error=repr(exc), frames=len(frames))
             return [self._record(self._fail_closed(frame)) for frame in frames]
         results = []
         for i, frame in enumerate(frames):
             try:
                 results.append(self._record(self._track_and_mask(frame, i, found)))
             except Exception as exc:  # a frame is published masked or not at all
-                log.error("masking_failed", error=repr(exc))
+                self.log.error("masking_failed", error=repr(exc))
                 results.append(self._record(self._fail_closed(frame)))
         return results
 

@@ -104,14 +104,16 @@ def run_job(
             if item.kind == "image":
                 pixels = read_image(item.source)
                 h, w = pixels.shape[:2]
-                stream = engine.stream(context(w, h), pixel_budget=IMAGE_PIXEL_BUDGET)
+                stream = engine.stream(context(w, h), IMAGE_PIXEL_BUDGET, name=str(item.source))
                 result = stream.process([pixels])[0]
                 if result.image is not None:
                     write_image(result.image, item.target)
                 progress(1)
             else:
                 info = probe(item.source)
-                stream = engine.stream(context(info.width, info.height, float(info.rate)))
+                stream = engine.stream(
+                    context(info.width, info.height, float(info.rate)), name=str(item.source)
+                )
                 anonymize_video(item.source, item.target, stream, progress)
         except MediaError as exc:
             report.errors.append(str(exc))
