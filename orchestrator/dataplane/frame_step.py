@@ -47,8 +47,16 @@ class StreamStats:
     dropped_frames: int = 0
     detections: Counter[str] = field(default_factory=Counter)
     masks: Counter[str] = field(default_factory=Counter)
+    # class -> parameter -> [lowest, highest] applied: crowds move thresholds and margins frame by frame
+    parameter_ranges: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
-    def add(self, result: FrameResult) -> None:
+    def add(self, result: FrameResult, plan: FramePlan) -> None:
+        for object_class, class_plan in plan.classes.items():
+            ranges = self.parameter_ranges.setdefault(object_class.name.lower(), {})
+            for name in ("threshold", "margin", "inference_scale"):
+                value = getattr(class_plan, name)
+                low, high = ranges.get(name, [value, value])
+                ranges[name] = [min(low, value), max(high, value)]
         self.frames += 1
         self.analysed_frames += result.analysed
         self.failed_frames += result.failed
@@ -64,6 +72,7 @@ class StreamStats:
             "dropped_frames": self.dropped_frames,
             "detections": dict(self.detections),
             "masks": dict(self.masks),
+            "parameter_ranges": self.parameter_ranges,
         }
 
 
@@ -212,5 +221,5 @@ class StreamAnonymizer:
         return FrameResult(image=frame, analysed=False, failed=True, detections={}, masks={"frame": 1})
 
     def _record(self, result: FrameResult) -> FrameResult:
-        self.stats.add(result)
+        self.stats.add(result, self.plan)
         return result

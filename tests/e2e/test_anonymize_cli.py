@@ -50,6 +50,8 @@ def test_photo_face_is_masked_and_the_rest_kept(media: dict, out_dir: Path) -> N
     assert entry["detections"]["face"] == 1
     assert entry["models"]["face"] == "face_centerface:1:int8"  # the CPU runs the int8 copy
     assert entry["parameters"]["profile"] == "public_space"
+    low, high = entry["parameter_ranges"]["face"]["threshold"]
+    assert 0 < low <= high <= 0.2
     assert entry["parameters"]["classes"]["face"]["inference_scale"] > 0
 
 

@@ -127,7 +127,7 @@ def run_job(
                 **stream.stats.as_dict(),
                 "seconds": round(seconds, 3),
                 "frames_per_second": round(stream.stats.frames / seconds, 2) if seconds else None,
-                "parameters": stream.plan.parameters,
+                "parameters": stream.plan.parameters,  # at the end; the ranges applied are in the stats
                 "models": stream.model_labels,
             }
         )
