@@ -38,7 +38,7 @@ def _runtime(args: argparse.Namespace) -> RuntimeOptions:
 def cmd_anonymize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .dataplane.batch.atomic import atomic_output
+    from .atomic_files import atomic_output
     from .dataplane.batch.images import MediaError
     from .dataplane.batch.job import count_frames, plan_outputs, run_job
     from .dataplane.embedded import EmbeddedEngine

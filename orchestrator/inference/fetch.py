@@ -11,12 +11,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
 import onnx
 
+from ..atomic_files import write_atomic
 from .repository import PROVENANCE_FILE, ModelSource, ModelSpec
 
 
@@ -134,21 +134,7 @@ def pull_model(spec: ModelSpec, force: bool = False) -> Path:
             "calibration": source.int8_calibration,
             "sha256": hashlib.sha256(int8).hexdigest(),
         }
-        _write_atomic(int8_target, int8)
-    _write_atomic(target.parent / PROVENANCE_FILE, json.dumps(provenance, indent=2).encode())
-    _write_atomic(target, data)
+        write_atomic(int8_target, int8)
+    write_atomic(target.parent / PROVENANCE_FILE, json.dumps(provenance, indent=2).encode())
+    write_atomic(target, data)
     return target
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # readable by a Triton container running as another user
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

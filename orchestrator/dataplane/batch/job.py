@@ -15,7 +15,7 @@ from ...core.policy import CameraContext
 from ...core.profiles import Profile
 from ..embedded import EmbeddedEngine
 from .images import IMAGE_PIXEL_BUDGET, IMAGE_SUFFIXES, MediaError, read_image, write_image
-from .video import VIDEO_SUFFIXES, anonymize_video, output_suffix, probe
+from .video import VIDEO_SUFFIXES, NothingToWrite, anonymize_video, output_suffix, probe
 
 
 @dataclass(frozen=True)
@@ -115,14 +115,17 @@ def run_job(
                     context(info.width, info.height, float(info.rate)), name=str(item.source)
                 )
                 anonymize_video(item.source, item.target, stream, progress)
+            written = stream.stats.dropped_frames < stream.stats.frames
         except MediaError as exc:
             report.errors.append(str(exc))
             continue
+        except NothingToWrite:  # every frame dropped (fail closed): no file, and the report says so
+            written = False
         seconds = time.perf_counter() - started
         report.files.append(
             {
                 "input": str(item.source),
-                "output": str(item.target) if stream.stats.dropped_frames < stream.stats.frames else None,
+                "output": str(item.target) if written else None,
                 "kind": item.kind,
                 **stream.stats.as_dict(),
                 "seconds": round(seconds, 3),
