@@ -194,8 +194,10 @@ def anonymize_video(
     info = probe(source)
     try:
         with av.open(str(source)) as inp, atomic_output(target) as tmp:
-            seen = _Timeline()
-            kept = _transcode(source, target, tmp, inp, info, anonymizer, on_frames, seen)
+            job = _Transcode(source, target, inp, info, anonymizer, on_frames)
+            with av.open(str(tmp), "w") as out:
+                kept = job.run(out)
+            job.check_complete()
             if kept == 0:
                 raise NothingToWrite(f"every frame of {source} was dropped; nothing was written")
     except av.error.FFmpegError as exc:  # opening the input again, or finishing the output file
@@ -203,148 +205,168 @@ def anonymize_video(
     return info
 
 
-def _transcode(
-    source: Path,
-    target: Path,
-    tmp: Path,
-    inp: av.container.InputContainer,
-    info: VideoInfo,
-    anonymizer: StreamAnonymizer,
-    on_frames: Callable[[int], object],
-    seen: _Timeline,
-) -> int:
-    """Decode, anonymize and encode `inp` into `tmp`; returns the number of video frames written."""
-    decoded: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
-    masked: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
-    stop = threading.Event()
-    written = {"video": 0}
+class _Transcode:
+    """One video: a decode thread, the frame step in batches on the calling thread, an encode thread."""
 
-    v_in = inp.streams.video[0]
-    v_in.thread_type = "AUTO"
-    a_in = inp.streams.audio[0] if inp.streams.audio else None
-    streams: list[Any] = [s for s in (v_in, a_in) if s is not None]
-    v_tb: Fraction = v_in.time_base or 1 / info.rate
-    a_tb: Fraction | None = a_in.time_base if a_in is not None else None
-    audio_codec = a_in.codec_context.name if a_in is not None else ""
-    start = _start_offset(inp, streams)
-    v_offset = round(start / v_tb)
-    a_offset = round(start / a_tb) if a_tb else 0
-    frame_ticks = max(1, round(1 / (info.rate * v_tb)))  # one frame duration, in video time base
-    declared = _declared_end(inp, v_in)
+    def __init__(
+        self,
+        source: Path,
+        target: Path,
+        inp: av.container.InputContainer,
+        info: VideoInfo,
+        anonymizer: StreamAnonymizer,
+        on_frames: Callable[[int], object],
+    ) -> None:
+        self.source, self.target, self.inp, self.info = source, target, inp, info
+        self.anonymizer, self.on_frames = anonymizer, on_frames
+        self.decoded: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
+        self.masked: queue.Queue[Any] = queue.Queue(QUEUE_DEPTH)
+        self.stop = threading.Event()
+        self.seen = _Timeline()
+        self.written = 0
 
-    with av.open(str(tmp), "w") as out:
-        v_out = out.add_stream("libx264", rate=info.rate)
-        v_out.width, v_out.height = info.width, info.height
-        v_out.pix_fmt = pixel_format(info.width, info.height)
-        v_out.time_base = v_tb  # the muxer may still choose its own; PyAV rescales into it
-        v_out.codec_context.time_base = v_tb
-        # superfast at x264's default quality: on a small CPU box encoding competes with inference.
-        v_out.options = {"preset": "superfast", "crf": "23"}
-        a_out = None
-        if a_in is not None:
-            try:
-                a_out = out.add_stream_from_template(a_in)
-            except ValueError:
-                raise MediaError(
-                    f"{source} has {audio_codec} audio, which a {target.suffix} file cannot hold"
-                ) from None
+        self.v_in = inp.streams.video[0]
+        self.v_in.thread_type = "AUTO"
+        self.a_in = inp.streams.audio[0] if inp.streams.audio else None
+        self.streams: list[Any] = [s for s in (self.v_in, self.a_in) if s is not None]
+        self.v_tb: Fraction = self.v_in.time_base or 1 / info.rate
+        self.a_tb: Fraction | None = self.a_in.time_base if self.a_in is not None else None
+        self.audio_codec = self.a_in.codec_context.name if self.a_in is not None else ""
+        self.start = _start_offset(inp, self.streams)
+        self.v_offset = round(self.start / self.v_tb)
+        self.a_offset = round(self.start / self.a_tb) if self.a_tb else 0
+        self.frame_ticks = max(1, round(1 / (info.rate * self.v_tb)))  # one frame, in video time base
+        self.declared = _declared_end(inp, self.v_in)
 
-        def decode() -> None:
-            previous: int | None = None  # pts of the last frame, offset removed
-            try:
-                for packet in inp.demux(*streams):
-                    if stop.is_set():
-                        return
-                    if packet.stream is a_in:
-                        if packet.dts is not None and a_tb is not None:
-                            when = packet.pts if packet.pts is not None else packet.dts
-                            end = (when + (packet.duration or 0)) * a_tb
-                            seen.audio_end = end if seen.audio_end is None else max(seen.audio_end, end)
-                            packet.dts -= a_offset
-                            if packet.pts is not None:
-                                packet.pts -= a_offset
-                            _put(decoded, ("audio", packet), stop)
-                        continue
-                    seen.packets += bool(packet.size)
-                    for frame in packet.decode():
-                        tb = frame.time_base or v_tb
-                        if frame.pts is not None:
-                            pts = round(frame.pts * tb / v_tb) - v_offset
-                        else:  # no timestamp: one frame after the previous one
-                            pts = 0 if previous is None else previous + frame_ticks
-                        if previous is not None and pts <= previous:
-                            pts = previous + 1  # the encoder needs increasing timestamps
-                        previous = pts
-                        ticks = round(frame.duration * tb / v_tb) if frame.duration else frame_ticks
-                        end = (pts + v_offset + ticks) * v_tb
-                        seen.video_end = end if seen.video_end is None else max(seen.video_end, end)
-                        seen.frames += 1
-                        _put(decoded, ("video", (frame.to_ndarray(format="rgb24"), pts)), stop)
-            finally:
-                _put(decoded, _END, stop)
-
-        def encode() -> None:
-            try:
-                for kind, payload in _items(masked, stop):
-                    if kind == "audio":
-                        payload.stream = a_out
-                        try:
-                            out.mux(payload)
-                        except av.error.FFmpegError as exc:
-                            raise MediaError(
-                                f"{source}: its {audio_codec} audio could not be "
-                                f"written to {target.name} ({exc.strerror})"
-                            ) from None
-                        continue
-                    pixels, pts = payload
-                    frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-                    frame.pts, frame.time_base = pts, v_tb
-                    out.mux(v_out.encode(frame))
-                    written["video"] += 1
-                out.mux(v_out.encode(None))
-            except av.error.FFmpegError as exc:
-                raise MediaError(f"{source} could not be encoded to {target.name} ({exc.strerror})") from None
-
-        def flush(batch: list[np.ndarray], stamps: list[int], pending_audio: list[Any]) -> None:
-            results: list[FrameResult] = anonymizer.process(batch) if batch else []
-            for result, pts in zip(results, stamps, strict=True):
-                if result.image is not None:  # a dropped frame leaves a gap in the timeline
-                    _put(masked, ("video", (result.image, pts)), stop)
-            for packet in pending_audio:
-                _put(masked, ("audio", packet), stop)
-            on_frames(len(batch))
-
-        decoder, encoder = _Worker(decode, stop), _Worker(encode, stop)
+    def run(self, out: av.container.OutputContainer) -> int:
+        """Decode, anonymize and encode into `out`; returns the number of video frames written."""
+        self._add_streams(out)
+        decoder, encoder = _Worker(self._decode, self.stop), _Worker(lambda: self._encode(out), self.stop)
         decoder.start()
         encoder.start()
         try:
             batch: list[np.ndarray] = []
             stamps: list[int] = []
             audio: list[Any] = []
-            for kind, payload in _items(decoded, stop):
+            for kind, payload in _items(self.decoded, self.stop):
                 if kind == "audio":
                     audio.append(payload)
                     continue
                 batch.append(payload[0])
                 stamps.append(payload[1])
                 if len(batch) == BATCH_FRAMES:
-                    flush(batch, stamps, audio)
+                    self._flush(batch, stamps, audio)
                     batch, stamps, audio = [], [], []
-            flush(batch, stamps, audio)
+            self._flush(batch, stamps, audio)
         except BaseException:
-            stop.set()
+            self.stop.set()
             raise
         finally:
-            _put(masked, _END, stop)
+            _put(self.masked, _END, self.stop)
             try:
                 decoder.finish()
             except av.error.FFmpegError as exc:
-                stop.set()
+                self.stop.set()
                 raise MediaError(
-                    f"{source} could not be decoded ({exc.strerror}); it may be corrupt"
+                    f"{self.source} could not be decoded ({exc.strerror}); it may be corrupt"
                 ) from exc
             finally:
                 encoder.join()
         encoder.finish()
-    _check_complete(source, info, seen, declared, start)
-    return written["video"]
+        return self.written
+
+    def check_complete(self) -> None:
+        _check_complete(self.source, self.info, self.seen, self.declared, self.start)
+
+    def _add_streams(self, out: av.container.OutputContainer) -> None:
+        self.v_out = out.add_stream("libx264", rate=self.info.rate)
+        self.v_out.width, self.v_out.height = self.info.width, self.info.height
+        self.v_out.pix_fmt = pixel_format(self.info.width, self.info.height)
+        self.v_out.time_base = self.v_tb  # the muxer may still choose its own; PyAV rescales into it
+        self.v_out.codec_context.time_base = self.v_tb
+        # superfast at x264's default quality: on a small CPU box encoding competes with inference.
+        self.v_out.options = {"preset": "superfast", "crf": "23"}
+        self.a_out = None
+        if self.a_in is not None:
+            try:
+                self.a_out = out.add_stream_from_template(self.a_in)
+            except ValueError:
+                container = self.target.suffix
+                raise MediaError(
+                    f"{self.source} has {self.audio_codec} audio, which a {container} file cannot hold"
+                ) from None
+
+    def _decode(self) -> None:
+        previous: int | None = None  # pts of the last frame, offset removed
+        try:
+            for packet in self.inp.demux(*self.streams):
+                if self.stop.is_set():
+                    return
+                if packet.stream is self.a_in:
+                    self._pass_audio(packet)
+                    continue
+                self.seen.packets += bool(packet.size)
+                for frame in packet.decode():
+                    previous = self._video_pts(frame, previous)
+                    self.seen.frames += 1
+                    _put(self.decoded, ("video", (frame.to_ndarray(format="rgb24"), previous)), self.stop)
+        finally:
+            _put(self.decoded, _END, self.stop)
+
+    def _pass_audio(self, packet: Any) -> None:
+        if packet.dts is None or self.a_tb is None:
+            return
+        when = packet.pts if packet.pts is not None else packet.dts
+        end = (when + (packet.duration or 0)) * self.a_tb
+        self.seen.audio_end = end if self.seen.audio_end is None else max(self.seen.audio_end, end)
+        packet.dts -= self.a_offset
+        if packet.pts is not None:
+            packet.pts -= self.a_offset
+        _put(self.decoded, ("audio", packet), self.stop)
+
+    def _video_pts(self, frame: av.VideoFrame, previous: int | None) -> int:
+        """The frame's output timestamp (video time base, start offset removed), and note where it ends."""
+        tb = frame.time_base or self.v_tb
+        if frame.pts is not None:
+            pts = round(frame.pts * tb / self.v_tb) - self.v_offset
+        else:  # no timestamp: one frame after the previous one
+            pts = 0 if previous is None else previous + self.frame_ticks
+        if previous is not None and pts <= previous:
+            pts = previous + 1  # the encoder needs increasing timestamps
+        ticks = round(frame.duration * tb / self.v_tb) if frame.duration else self.frame_ticks
+        end = (pts + self.v_offset + ticks) * self.v_tb
+        self.seen.video_end = end if self.seen.video_end is None else max(self.seen.video_end, end)
+        return pts
+
+    def _encode(self, out: av.container.OutputContainer) -> None:
+        try:
+            for kind, payload in _items(self.masked, self.stop):
+                if kind == "audio":
+                    payload.stream = self.a_out
+                    try:
+                        out.mux(payload)
+                    except av.error.FFmpegError as exc:
+                        raise MediaError(
+                            f"{self.source}: its {self.audio_codec} audio could not be "
+                            f"written to {self.target.name} ({exc.strerror})"
+                        ) from None
+                    continue
+                pixels, pts = payload
+                frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+                frame.pts, frame.time_base = pts, self.v_tb
+                out.mux(self.v_out.encode(frame))
+                self.written += 1
+            out.mux(self.v_out.encode(None))
+        except av.error.FFmpegError as exc:
+            raise MediaError(
+                f"{self.source} could not be encoded to {self.target.name} ({exc.strerror})"
+            ) from None
+
+    def _flush(self, batch: list[np.ndarray], stamps: list[int], pending_audio: list[Any]) -> None:
+        results: list[FrameResult] = self.anonymizer.process(batch) if batch else []
+        for result, pts in zip(results, stamps, strict=True):
+            if result.image is not None:  # a dropped frame leaves a gap in the timeline
+                _put(self.masked, ("video", (result.image, pts)), self.stop)
+        for packet in pending_audio:
+            _put(self.masked, ("audio", packet), self.stop)
+        self.on_frames(len(batch))
