@@ -99,6 +99,16 @@ class Detections:
     def for_frame(self, index: int) -> Detections:
         return self.select(self.frame_index == index)
 
+    def renumbered(self, frame_index: int) -> Detections:
+        """The same detections, all on batch position `frame_index`."""
+        return Detections(
+            self.boxes,
+            self.scores,
+            self.classes,
+            np.full(len(self), frame_index, dtype=np.int32),
+            self.track_ids,
+        )
+
     def counts_by_class(self) -> dict[str, int]:
         ids, counts = np.unique(self.classes, return_counts=True)
         return {ObjectClass(int(i)).name.lower(): int(c) for i, c in zip(ids, counts, strict=True)}

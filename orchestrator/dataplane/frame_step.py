@@ -6,7 +6,8 @@ profile) and the event is counted. A frame leaves this step masked or not at all
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +90,55 @@ def _newcomers(later: list[Detections | None], tracked: Detections) -> Detection
     return upcoming.select(iou_matrix(upcoming.boxes, tracked.boxes).max(axis=1) < SAME_OBJECT_IOU)
 
 
+# Per object class, per frame of a batch: the detections of each pass (fine, and coarse where planned).
+Found = dict[ObjectClass, list[list[Detections]]]
+
+
+@dataclass(frozen=True)
+class DetectionRequest:
+    """One detector pass a stream needs: its frames `frames` (batch indices), at `scale`."""
+
+    stream: StreamAnonymizer
+    object_class: ObjectClass
+    detector: Detector
+    frames: tuple[int, ...]
+    scale: float
+    threshold: float
+
+
+def process_streams(batches: Sequence[tuple[StreamAnonymizer, list[np.ndarray]]]) -> list[list[FrameResult]]:
+    """The frame step over several streams at once: frames of every stream that need the same detector at
+    the same scale and size go through one inference call (nvstreammux-style batching across cameras).
+
+    A failed call fails closed every stream that had frames in it; the other streams go on.
+    """
+    groups: dict[tuple[int, float, tuple[int, ...]], list[tuple[int, DetectionRequest]]] = defaultdict(list)
+    for k, (stream, frames) in enumerate(batches):
+        for request in stream.detection_requests(len(frames)):
+            groups[(id(request.detector), request.scale, frames[0].shape)].append((k, request))
+    found: list[Found] = [{} for _ in batches]
+    failed: set[int] = set()
+    for members in groups.values():
+        images = [batches[k][1][i] for k, request in members for i in request.frames]
+        first = members[0][1]
+        try:
+            result = first.detector.detect(images, first.scale, min(r.threshold for _, r in members))
+        except Exception as exc:  # any failure of analysis: never let these frames out unmasked
+            log.error("batch_detection_failed", error=repr(exc), detector=first.detector.label)
+            failed.update(k for k, _ in members)
+            continue
+        position = 0
+        for k, request in members:
+            per_frame = found[k].setdefault(request.object_class, [[] for _ in batches[k][1]])
+            for i in request.frames:
+                per_frame[i].append(result.for_frame(position).renumbered(0))
+                position += 1
+    return [
+        stream.complete(frames, None if k in failed else found[k])
+        for k, (stream, frames) in enumerate(batches)
+    ]
+
+
 class StreamAnonymizer:
     """Per-stream state (tracker, crowd estimate, zone masks) around the shared frame step."""
 
@@ -134,42 +184,51 @@ class StreamAnonymizer:
     def model_labels(self) -> dict[str, str]:
         return {c.name.lower(): d.label for c, d in self.detectors.items()}
 
-    def _detect(self, frames: list[np.ndarray], numbers: range) -> dict[ObjectClass, list[Detections | None]]:
-        """Run each class's detector on the frames due for it; per class, one entry per frame (or None)."""
-        found: dict[ObjectClass, list[Detections | None]] = {}
+    def detection_requests(self, count: int) -> list[DetectionRequest]:
+        """Advance the stream by `count` frames: which of them each class's detector must look at, how."""
+        numbers = range(self._frame_number, self._frame_number + count)
+        self._frame_number += count
+        requests = []
         for object_class, detector in self.detectors.items():
             class_plan = self.plan.classes[object_class]
-            due = [i for i, n in enumerate(numbers) if n % class_plan.detect_interval == 0]
-            per_frame: list[Detections | None] = [None] * len(frames)
-            if due:
-                selected = [frames[i] for i in due]
-                batch = detector.detect(selected, class_plan.inference_scale, class_plan.threshold)
-                if class_plan.coarse_scale is not None:
-                    coarse = detector.detect(selected, class_plan.coarse_scale, class_plan.threshold)
-                    batch = batched_nms(Detections.concat([batch, coarse]), MERGE_IOU)
-                batch = accept(batch, self.plan)
-                for j, i in enumerate(due):
-                    per_frame[i] = batch.for_frame(j)
-            found[object_class] = per_frame
-        return found
+            due = tuple(i for i, n in enumerate(numbers) if n % class_plan.detect_interval == 0)
+            for scale in (class_plan.inference_scale, class_plan.coarse_scale):
+                if due and scale is not None:
+                    requests.append(
+                        DetectionRequest(self, object_class, detector, due, scale, class_plan.threshold)
+                    )
+        return requests
 
     def process(self, frames: list[np.ndarray]) -> list[FrameResult]:
         """Anonymize a batch of consecutive frames of this stream (modified in place)."""
-        numbers = range(self._frame_number, self._frame_number + len(frames))
-        self._frame_number += len(frames)
-        try:
-            found = self._detect(frames, numbers)
-        except Exception as exc:  # any failure of analysis: never let these frames out unmasked
-            self.log.error("detection_failed", error=repr(exc), frames=len(frames))
+        return process_streams([(self, frames)])[0]
+
+    def complete(self, frames: list[np.ndarray], found: Found | None) -> list[FrameResult]:
+        """Track and mask frames whose detections are in (`found` None: analysis failed, fail closed)."""
+        if found is None:
+            self.log.error("detection_failed", frames=len(frames))
             return [self._record(self._fail_closed(frame)) for frame in frames]
+        per_class = {c: self._merged(found.get(c), len(frames)) for c in self.detectors}
         results = []
         for i, frame in enumerate(frames):
             try:
-                results.append(self._record(self._track_and_mask(frame, i, found)))
+                results.append(self._record(self._track_and_mask(frame, i, per_class)))
             except Exception as exc:  # a frame is published masked or not at all
                 self.log.error("masking_failed", error=repr(exc))
                 results.append(self._record(self._fail_closed(frame)))
         return results
+
+    def _merged(self, parts: list[list[Detections]] | None, count: int) -> list[Detections | None]:
+        """Per frame: None where the class was not looked for, else its passes merged and thresholded."""
+        merged: list[Detections | None] = []
+        for i in range(count):
+            passes = parts[i] if parts is not None else []
+            if not passes:
+                merged.append(None)
+                continue
+            both = passes[0] if len(passes) == 1 else batched_nms(Detections.concat(passes), MERGE_IOU)
+            merged.append(accept(both, self.plan))
+        return merged
 
     def _track_and_mask(
         self, frame: np.ndarray, i: int, found: dict[ObjectClass, list[Detections | None]]

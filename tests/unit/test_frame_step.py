@@ -9,7 +9,7 @@ from orchestrator.core.detections import Detections, ObjectClass
 from orchestrator.core.masks import SOLID_COLOUR
 from orchestrator.core.policy import CameraContext, DetectorTraits
 from orchestrator.core.profiles import BUILTIN_PROFILES, Profile
-from orchestrator.dataplane.frame_step import StreamAnonymizer
+from orchestrator.dataplane.frame_step import StreamAnonymizer, process_streams
 
 FACE, PLATE = ObjectClass.FACE, ObjectClass.PLATE
 W, H = 96, 64
@@ -283,3 +283,30 @@ def test_an_object_appearing_between_detections_is_masked_from_a_later_frame_of_
     assert detector.seen == [0, 3]
     assert not solid(results[0].image, FACE_BOX)
     assert all(solid(r.image, FACE_BOX) for r in results[1:])
+
+
+def test_frames_of_several_streams_share_one_inference_call() -> None:
+    detector = FakeDetector(FACE, [FACE_BOX])
+    streams = [anonymizer(profile(), detector) for _ in range(3)]
+    batches = [(stream, frames(2, seed=k)) for k, stream in enumerate(streams)]
+
+    results = process_streams(batches)
+
+    assert [calls for calls, _, _ in detector.calls] == [6]  # 3 cameras x 2 frames, one call
+    for (_, batch), stream_results in zip(batches, results, strict=True):
+        assert len(stream_results) == 2
+        assert all(solid(frame, FACE_BOX) for frame in batch)
+
+
+def test_a_failed_shared_call_fails_closed_only_the_streams_in_it() -> None:
+    broken = FakeDetector(FACE, [FACE_BOX], error=RuntimeError("inference server gone"))
+    working = FakeDetector(FACE, [FACE_BOX])
+    hit, spared = anonymizer(profile(), broken), anonymizer(profile(), working)
+    hit_frames, spared_frames = frames(2), frames(2, seed=1)
+
+    hit_results, spared_results = process_streams([(hit, hit_frames), (spared, spared_frames)])
+
+    assert all(r.failed for r in hit_results)
+    assert all((f == SOLID_COLOUR).all() for f in hit_frames)
+    assert not any(r.failed for r in spared_results)
+    assert all(solid(f, FACE_BOX) and not (f == SOLID_COLOUR).all() for f in spared_frames)
