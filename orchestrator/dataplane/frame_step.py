@@ -155,6 +155,7 @@ class StreamAnonymizer:
         self.pixel_budget = pixel_budget
         self.detect_interval = detect_interval
         self.trackers = {c: HoldoverTracker() for c in self.detectors}
+        self._blind: set[ObjectClass] = set()  # classes whose last analysis failed
         self.signals = SceneSignals()
         self.stats = StreamStats()
         self._frame_number = 0
@@ -207,10 +208,17 @@ class StreamAnonymizer:
         """Track and mask frames whose detections are in (`found` None: analysis failed, fail closed)."""
         if found is None:
             self.log.error("detection_failed", frames=len(frames))
+            self._blind = set(self.detectors)
             return [self._record(self._fail_closed(frame)) for frame in frames]
         per_class = {c: self._merged(found.get(c), len(frames)) for c in self.detectors}
         results = []
         for i, frame in enumerate(frames):
+            # After a failed analysis, tracks are stale: frames stay fully masked until each class has
+            # been looked for again, even frames between detections.
+            self._blind -= {c for c, per_frame in per_class.items() if per_frame[i] is not None}
+            if self._blind:
+                results.append(self._record(self._fail_closed(frame)))
+                continue
             try:
                 results.append(self._record(self._track_and_mask(frame, i, per_class)))
             except Exception as exc:  # a frame is published masked or not at all

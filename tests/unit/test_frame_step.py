@@ -310,3 +310,20 @@ def test_a_failed_shared_call_fails_closed_only_the_streams_in_it() -> None:
     assert all((f == SOLID_COLOUR).all() for f in hit_frames)
     assert not any(r.failed for r in spared_results)
     assert all(solid(f, FACE_BOX) and not (f == SOLID_COLOUR).all() for f in spared_frames)
+
+
+def test_after_a_failed_detection_frames_between_detections_stay_fully_masked() -> None:
+    p = profile(
+        classes={"face": {"threshold": 0.4, "min_px": 20, "margin": 0.0, "strength": 1.0, "detect_every": 2}}
+    )
+    detector = FakeDetector(FACE, [FACE_BOX], error=RuntimeError("timeout"))
+    stream = anonymizer(p, detector)
+    first = stream.process(frames(1))  # frame 0: looked for, failed
+    detector.error = None
+    between = stream.process(frames(1, start=1))  # frame 1: not due, tracks are stale
+    again = stream.process(frames(2, start=2))  # frame 2: looked for again; frame 3 rides its track
+
+    assert first[0].failed and between[0].failed
+    assert (between[0].image == np.asarray(SOLID_COLOUR, np.uint8)).all()
+    assert not any(r.failed for r in again)
+    assert all(solid(r.image, FACE_BOX) for r in again)

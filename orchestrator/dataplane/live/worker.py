@@ -1,0 +1,127 @@
+"""A worker runs many cameras: frames from every source are batched across streams (nvstreammux
+semantics: up to `batch_size` frames, or whatever arrived within `batched_push_timeout_s` of the
+first), anonymized by one shared frame step, and only then handed to the outputs.
+
+A published frame is always masked (or fully masked on failure); a dropped frame is never published.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ..frame_step import StreamAnonymizer, process_streams
+from .sources import CapturedFrame, LiveSource
+
+LATENCY_WINDOW = 512  # frames kept for the latency percentiles
+
+
+class FrameOutput(Protocol):
+    def publish(self, camera_id: str, frame: np.ndarray, pts_s: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class MuxSettings:
+    batch_size: int = 8
+    batched_push_timeout_s: float = 0.04
+
+
+@dataclass
+class CameraStats:
+    frames_out: int = 0
+    frames_failed: int = 0  # published fully masked or dropped because analysis failed
+    latencies_s: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+
+    def latency_p95_s(self) -> float | None:
+        return float(np.percentile(list(self.latencies_s), 95)) if self.latencies_s else None
+
+
+@dataclass
+class LiveCamera:
+    """A source, the factory of its frame step (built on the first frame, when the size is known)."""
+
+    camera_id: str
+    source: LiveSource
+    make_stream: Callable[[int, int], StreamAnonymizer]
+    stream: StreamAnonymizer | None = None
+    stats: CameraStats = field(default_factory=CameraStats)
+
+
+class LiveWorker:
+    def __init__(
+        self, cameras: list[LiveCamera], output: FrameOutput, mux: MuxSettings | None = None
+    ) -> None:
+        self.cameras = cameras
+        self.output = output
+        self.mux = mux or MuxSettings()
+
+    def _gather(self, stop: threading.Event) -> list[tuple[LiveCamera, list[CapturedFrame]]]:
+        """Frames for one batch: up to batch_size, or what came within the push timeout of the first."""
+        taken: dict[str, list[CapturedFrame]] = {c.camera_id: [] for c in self.cameras}
+        count, deadline = 0, None
+        while count < self.mux.batch_size and not stop.is_set():
+            for camera in self.cameras:
+                frames = camera.source.take(self.mux.batch_size - count)
+                taken[camera.camera_id] += frames
+                count += len(frames)
+            if count and deadline is None:
+                deadline = time.monotonic() + self.mux.batched_push_timeout_s
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if count < self.mux.batch_size:
+                time.sleep(0.002)
+        return [(c, taken[c.camera_id]) for c in self.cameras if taken[c.camera_id]]
+
+    def step(self, stop: threading.Event | None = None) -> int:
+        """Anonymize and publish one batch; returns how many frames it held."""
+        gathered = self._gather(stop or threading.Event())
+        batches = []
+        for camera, frames in gathered:
+            if camera.stream is None:
+                h, w = frames[0].pixels.shape[:2]
+                camera.stream = camera.make_stream(w, h)
+            batches.append((camera.stream, [f.pixels for f in frames]))
+        results = process_streams(batches)
+        for (camera, frames), camera_results in zip(gathered, results, strict=True):
+            for captured, result in zip(frames, camera_results, strict=True):
+                camera.stats.frames_failed += result.failed
+                if result.image is None:
+                    continue
+                self.output.publish(camera.camera_id, result.image, captured.pts_s)
+                camera.stats.frames_out += 1
+                camera.stats.latencies_s.append(time.monotonic() - captured.captured_at)
+        return sum(len(frames) for _, frames in gathered)
+
+    def run(self, stop: threading.Event) -> None:
+        for camera in self.cameras:
+            camera.source.start()
+        try:
+            while not stop.is_set():
+                self.step(stop)
+        finally:
+            for camera in self.cameras:
+                camera.source.stop()
+
+
+class LatestFrames:
+    """The newest published frame of each camera (what a snapshot or MJPEG client reads)."""
+
+    def __init__(self) -> None:
+        self._frames: dict[str, tuple[np.ndarray, float]] = {}
+        self._lock = threading.Lock()
+        self.published: dict[str, int] = {}
+
+    def publish(self, camera_id: str, frame: np.ndarray, pts_s: float) -> None:
+        with self._lock:
+            self._frames[camera_id] = (frame, pts_s)
+            self.published[camera_id] = self.published.get(camera_id, 0) + 1
+
+    def latest(self, camera_id: str) -> tuple[np.ndarray, float] | None:
+        with self._lock:
+            return self._frames.get(camera_id)
