@@ -107,21 +107,3 @@ class LiveWorker:
         finally:
             for camera in self.cameras:
                 camera.source.stop()
-
-
-class LatestFrames:
-    """The newest published frame of each camera (what a snapshot or MJPEG client reads)."""
-
-    def __init__(self) -> None:
-        self._frames: dict[str, tuple[np.ndarray, float]] = {}
-        self._lock = threading.Lock()
-        self.published: dict[str, int] = {}
-
-    def publish(self, camera_id: str, frame: np.ndarray, pts_s: float) -> None:
-        with self._lock:
-            self._frames[camera_id] = (frame, pts_s)
-            self.published[camera_id] = self.published.get(camera_id, 0) + 1
-
-    def latest(self, camera_id: str) -> tuple[np.ndarray, float] | None:
-        with self._lock:
-            return self._frames.get(camera_id)

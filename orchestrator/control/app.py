@@ -1,0 +1,43 @@
+"""The FastAPI app factory. Routes validate and hand over to the data plane; no state at import."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import Response, StreamingResponse
+
+from ..dataplane.live.outputs import MJPEG_BOUNDARY, CameraOutputs, EncodedFrame, mjpeg_parts
+
+
+def create_app(outputs: CameraOutputs) -> FastAPI:
+    app = FastAPI(title="CityVeil", summary="Masked camera outputs for video management systems")
+
+    def known(camera_id: str) -> None:
+        if camera_id not in outputs.cameras():
+            raise HTTPException(status_code=404, detail=f"no camera {camera_id!r}")
+
+    @app.get("/healthz")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/v1/cameras/{camera_id}/snapshot.jpg",
+        response_class=Response,
+        responses={200: {"content": {"image/jpeg": {}}}, 404: {}, 503: {}},
+    )
+    def snapshot(camera_id: str) -> Response:
+        known(camera_id)
+        frame: EncodedFrame | None = outputs.snapshot(camera_id)
+        if frame is None:
+            raise HTTPException(status_code=503, detail=f"camera {camera_id!r} has no masked frame yet")
+        return Response(frame.jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @app.get("/v1/cameras/{camera_id}/stream.mjpeg", response_class=StreamingResponse)
+    def mjpeg(camera_id: str) -> StreamingResponse:
+        known(camera_id)
+        return StreamingResponse(
+            mjpeg_parts(outputs.follow(camera_id)),
+            media_type=f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    return app
