@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -100,6 +101,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The HTTP outputs and the worker processes, until SIGTERM or Ctrl-C."""
+    import uvicorn
+
+    from .control.app import create_app
+    from .core.camera_settings import load_cameras_file
+    from .dataplane.live.outputs import CameraOutputs
+    from .dataplane.live.processes import Supervisor
+
+    cameras = load_cameras_file(Path(args.cameras)).cameras
+    outputs = CameraOutputs()
+    for camera in cameras:
+        outputs.register(camera.id)
+    supervisor = Supervisor(cameras, outputs, workers=args.workers).start()
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the handler it found:
+    # this one, so that the workers are stopped below and the exit status says "stopped cleanly".
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        uvicorn.run(
+            create_app(outputs),
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+        )
+    finally:
+        supervisor.stop()
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .inference.fetch import pull_model
     from .inference.repository import ModelRepository
@@ -167,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--limit", type=int, help="only the first N images")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(func=cmd_eval)
+
+    serve = sub.add_parser("serve", help="anonymize live cameras and serve the masked outputs")
+    serve.add_argument("--cameras", required=True, metavar="FILE", help="cameras.yaml: a list under cameras:")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the cameras")
+    serve.set_defaults(func=cmd_serve)
 
     models = sub.add_parser("models", help="the model repository")
     models.add_argument("action", choices=["pull", "list"])

@@ -51,8 +51,10 @@ def write_sample_video(
     fps: int = 15,
     face_px: int = 96,
     audio: bool = True,
+    walking: bool = True,
 ) -> list[tuple[int, int, int, int]]:
-    """An H.264 clip (with an AAC tone when `audio`) of a face crossing the frame; returns its boxes."""
+    """An H.264 clip (with an AAC tone when `audio`) of a face crossing the frame (or standing in its
+    middle when not `walking`); returns the face's box on each frame."""
     patch = face_patch(face_px)
     ph, pw = patch.shape[:2]
     boxes = []
@@ -62,7 +64,7 @@ def write_sample_video(
         sound = out.add_stream("aac", rate=48000) if audio else None
         for i in range(frames):
             frame = background(width, height)
-            x, y = face_track(i, frames, width, height, pw)
+            x, y = face_track(i if walking else frames // 2, frames, width, height, pw)
             frame[y : y + ph, x : x + pw] = patch
             boxes.append((x, y, x + pw, y + ph))
             picture = av.VideoFrame.from_ndarray(frame, format="rgb24")

@@ -7,12 +7,13 @@ reads them for recorded footage.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlparse
 
 from pydantic import Field, field_validator
 
 from .config_files import load_model_file
 from .geometry import CameraGeometry
-from .profiles import Strict
+from .profiles import DEFAULT_PROFILE, Strict, resolve_profile
 
 MAX_ZONES = 32
 MAX_ZONE_POINTS = 256
@@ -53,3 +54,47 @@ class CameraSettings(Strict):
 
 def load_camera_file(path: Path) -> CameraSettings:
     return load_model_file(path, CameraSettings, "camera")
+
+
+SOURCE_SCHEMES = ("rtsp", "rtsps", "http", "https", "file")
+MAX_CAMERAS = 256
+
+
+class CameraConfig(CameraSettings):
+    """A camera entry of `cameras.yaml` (and, later, of the REST registry)."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    source: str = Field(min_length=1, max_length=2048)
+    loop: bool = False  # file:// sources only: replay like a live camera
+    profile: str = DEFAULT_PROFILE
+
+    @field_validator("source")
+    @classmethod
+    def _known_scheme(cls, source: str) -> str:
+        scheme = urlparse(source).scheme
+        if scheme not in SOURCE_SCHEMES:
+            raise ValueError(f"source must be one of {', '.join(s + '://' for s in SOURCE_SCHEMES)}")
+        return source
+
+    @field_validator("profile")
+    @classmethod
+    def _profile_exists(cls, profile: str) -> str:
+        resolve_profile(profile)
+        return profile
+
+
+class CamerasFile(Strict):
+    cameras: list[CameraConfig] = Field(min_length=1, max_length=MAX_CAMERAS)
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_ids(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        ids = [c.id for c in cameras]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"camera ids must be unique: {', '.join(duplicates)}")
+        return cameras
+
+
+def load_cameras_file(path: Path) -> CamerasFile:
+    return load_model_file(path, CamerasFile, "cameras")

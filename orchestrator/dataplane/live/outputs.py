@@ -18,6 +18,12 @@ from PIL import Image
 MJPEG_BOUNDARY = "cityveil-frame"
 
 
+def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
 @dataclass(frozen=True)
 class EncodedFrame:
     sequence: int
@@ -43,12 +49,14 @@ class CameraOutputs:
             return sorted(self._known)
 
     def publish(self, camera_id: str, frame: np.ndarray, pts_s: float) -> None:
-        buffer = io.BytesIO()
-        Image.fromarray(frame).save(buffer, format="JPEG", quality=self.jpeg_quality)
+        self.publish_encoded(camera_id, encode_jpeg(frame, self.jpeg_quality), pts_s)
+
+    def publish_encoded(self, camera_id: str, jpeg: bytes, pts_s: float) -> None:
+        """A frame a worker process already encoded (and masked)."""
         with self._changed:
             previous = self._latest.get(camera_id)
             sequence = previous.sequence + 1 if previous else 1
-            self._latest[camera_id] = EncodedFrame(sequence, buffer.getvalue(), pts_s)
+            self._latest[camera_id] = EncodedFrame(sequence, jpeg, pts_s)
             self._known.add(camera_id)
             self._changed.notify_all()
 

@@ -1,0 +1,115 @@
+"""`cityveil serve`: worker processes behind the HTTP outputs, a supervisor, a clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from orchestrator.core.camera_settings import CameraConfig
+from orchestrator.dataplane.live.outputs import CameraOutputs
+from orchestrator.dataplane.live.processes import Supervisor
+from orchestrator.samples import write_sample_video
+
+W, H = 320, 180
+
+
+@pytest.fixture(scope="module")
+def still_face(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[int, int, int, int]]:
+    path = tmp_path_factory.mktemp("serve") / "door.mp4"
+    boxes = write_sample_video(path, W, H, frames=24, fps=12, face_px=64, audio=False, walking=False)
+    return path, boxes[0]
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def snapshot(url: str) -> np.ndarray | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return np.asarray(Image.open(io.BytesIO(response.read())).convert("RGB"))
+    except (urllib.error.URLError, ConnectionError):
+        return None
+
+
+def test_serve_publishes_masked_snapshots_and_stops_on_sigterm(still_face: tuple, tmp_path: Path) -> None:
+    clip, (x1, y1, x2, y2) = still_face
+    cameras = tmp_path / "cameras.yaml"
+    cameras.write_text(
+        "cameras:\n"
+        f"  - {{id: door, source: 'file://{clip}', loop: true}}\n"
+        f"  - {{id: hall, source: 'file://{clip}', loop: true, profile: residential}}\n"
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator.cli",
+            "serve",
+            "--cameras",
+            str(cameras),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        frames = {}
+        for camera in ("door", "hall"):
+            url = f"http://127.0.0.1:{port}/v1/cameras/{camera}/snapshot.jpg"
+            assert wait_for(
+                lambda u=url, c=camera: frames.__setitem__(c, snapshot(u)) or frames[c] is not None, 90
+            )
+        for camera, frame in frames.items():
+            face = frame[y1 + 10 : y2 - 10, x1 + 10 : x2 - 10].astype(int)
+            assert face.std(axis=(0, 1)).max() < 40, f"{camera}: the face region still has its detail"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=30)[0].decode(errors="replace")
+    assert server.returncode == 0, output[-2000:]
+    assert "Traceback" not in output
+
+
+def test_the_supervisor_restarts_a_killed_worker(still_face: tuple) -> None:
+    clip, _ = still_face
+    outputs = CameraOutputs()
+    camera = CameraConfig(id="door", source=f"file://{clip}", loop=True)
+    supervisor = Supervisor([camera], outputs).start()
+    try:
+        assert wait_for(lambda: outputs.snapshot("door") is not None, 90)
+        first_pid = supervisor.pids()[0]
+        os.kill(first_pid, signal.SIGKILL)
+        assert wait_for(lambda: supervisor.pids()[0] != first_pid, 30)
+        before = outputs.snapshot("door")
+        assert before is not None
+        assert wait_for(
+            lambda: (f := outputs.snapshot("door")) is not None and f.sequence > before.sequence + 5, 90
+        )
+        assert supervisor.workers[0].restarts == 1
+    finally:
+        supervisor.stop()
