@@ -44,7 +44,9 @@ def clip(
     return path, boxes, raw
 
 
-def cameras(path: Path, count: int, make_stream: Callable[[int, int], StreamAnonymizer]) -> list[LiveCamera]:
+def cameras(
+    path: Path, count: int, make_stream: Callable[[int, int, float], StreamAnonymizer]
+) -> list[LiveCamera]:
     settings = SourceSettings(f"file://{path}", loop=True, queue_frames=32)
     return [LiveCamera(f"cam{k}", LiveSource(f"cam{k}", settings), make_stream) for k in range(count)]
 
@@ -67,8 +69,9 @@ def test_three_cameras_are_batched_together_and_every_published_face_is_masked(
         update={"classes": {"face": BUILTIN_PROFILES["public_space"].classes["face"]}}
     )
 
-    def make_stream(width: int, height: int) -> StreamAnonymizer:
-        return engine.stream(CameraContext(profile, width, height, FPS))
+    def make_stream(width: int, height: int, fps: float) -> StreamAnonymizer:
+        assert fps == FPS, "the source's own rate"
+        return engine.stream(CameraContext(profile, width, height, fps))
 
     batch_sizes: list[int] = []
     real = worker_module.process_streams
@@ -105,9 +108,9 @@ def test_when_inference_fails_only_fully_masked_frames_are_published(clip: tuple
     path, _, _ = clip
     profile = BUILTIN_PROFILES["public_space"]
 
-    def make_stream(width: int, height: int) -> StreamAnonymizer:
+    def make_stream(width: int, height: int, fps: float) -> StreamAnonymizer:
         return StreamAnonymizer(
-            CameraContext(profile, width, height, FPS), {ObjectClass.FACE: BrokenDetector()}
+            CameraContext(profile, width, height, fps), {ObjectClass.FACE: BrokenDetector()}
         )
 
     recorder = Recorder()

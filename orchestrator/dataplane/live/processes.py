@@ -30,7 +30,6 @@ from .worker import LiveCamera, LiveWorker, MuxSettings
 
 log = structlog.get_logger(__name__)
 
-ASSUMED_FPS = 25.0  # for hold-over in frames until the source's own rate is read from its stream
 RESTART_DELAY_S = 1.0
 JPEG_QUALITY = 80
 
@@ -51,11 +50,11 @@ class _PipeOutput:
             self.stop.set()
 
 
-def _make_stream(engine: EmbeddedEngine, camera: CameraConfig, width: int, height: int) -> StreamAnonymizer:
+def _make_stream(
+    engine: EmbeddedEngine, camera: CameraConfig, width: int, height: int, fps: float
+) -> StreamAnonymizer:
     geometry = camera.geometry.to_geometry() if camera.geometry else None
-    context = CameraContext(
-        resolve_profile(camera.profile), width, height, ASSUMED_FPS, geometry, camera.zones()
-    )
+    context = CameraContext(resolve_profile(camera.profile), width, height, fps, geometry, camera.zones())
     return engine.stream(context, name=camera.id)
 
 

@@ -92,6 +92,7 @@ class LiveSource:
     def __post_init__(self) -> None:
         self.state = SourceState.STARTING
         self.stats = SourceStats()
+        self.fps: float | None = None  # the stream's declared frame rate, once connected
         self._queue: deque[CapturedFrame] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -164,6 +165,8 @@ class LiveSource:
             self.stats.connects += 1
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            if stream.average_rate:
+                self.fps = float(stream.average_rate)
             paced_from: float | None = None
             offset = 0.0  # added to a looping file's timestamps so they keep increasing
             while True:

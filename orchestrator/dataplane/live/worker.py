@@ -20,6 +20,7 @@ from ..frame_step import StreamAnonymizer, process_streams
 from .sources import CapturedFrame, LiveSource
 
 LATENCY_WINDOW = 512  # frames kept for the latency percentiles
+DEFAULT_FPS = 25.0  # hold-over is counted in frames: the rate of a stream that does not declare one
 
 
 class FrameOutput(Protocol):
@@ -44,11 +45,11 @@ class CameraStats:
 
 @dataclass
 class LiveCamera:
-    """A source, the factory of its frame step (built on the first frame, when the size is known)."""
+    """A source, the factory of its frame step (built on the first frame, when size and rate are known)."""
 
     camera_id: str
     source: LiveSource
-    make_stream: Callable[[int, int], StreamAnonymizer]
+    make_stream: Callable[[int, int, float], StreamAnonymizer]
     stream: StreamAnonymizer | None = None
     stats: CameraStats = field(default_factory=CameraStats)
 
@@ -85,7 +86,7 @@ class LiveWorker:
         for camera, frames in gathered:
             if camera.stream is None:
                 h, w = frames[0].pixels.shape[:2]
-                camera.stream = camera.make_stream(w, h)
+                camera.stream = camera.make_stream(w, h, camera.source.fps or DEFAULT_FPS)
             batches.append((camera.stream, [f.pixels for f in frames]))
         results = process_streams(batches)
         for (camera, frames), camera_results in zip(gathered, results, strict=True):
