@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import Response, StreamingResponse
 
-from ..dataplane.live.outputs import MJPEG_BOUNDARY, CameraOutputs, EncodedFrame, mjpeg_parts
+from ..dataplane.live.outputs import MJPEG_BOUNDARY, CameraOutputs, EncodedFrame, mjpeg_parts, sse_events
 
 
 def create_app(outputs: CameraOutputs) -> FastAPI:
@@ -37,6 +37,16 @@ def create_app(outputs: CameraOutputs) -> FastAPI:
         return StreamingResponse(
             mjpeg_parts(outputs.follow(camera_id)),
             media_type=f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @app.get("/v1/cameras/{camera_id}/metadata", response_class=StreamingResponse)
+    def metadata(camera_id: str) -> StreamingResponse:
+        """Server-sent events: tracks (anonymous, rotating ids), boxes, speed, direction, counts."""
+        known(camera_id)
+        return StreamingResponse(
+            sse_events(outputs.follow_metadata(camera_id)),
+            media_type="text/event-stream",
             headers={"Cache-Control": "no-store"},
         )
 

@@ -38,6 +38,7 @@ class FrameResult:
     failed: bool
     detections: dict[str, int]
     masks: dict[str, int]
+    tracked: Detections = field(default_factory=Detections)  # masked objects with their track ids
 
 
 @dataclass
@@ -279,6 +280,7 @@ class StreamAnonymizer:
             failed=False,
             detections=current.counts_by_class(),
             masks=to_mask.counts_by_class(),
+            tracked=to_mask.select(to_mask.track_ids >= 0),
         )
 
     def _fail_closed(self, frame: np.ndarray) -> FrameResult:

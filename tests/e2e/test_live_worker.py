@@ -18,6 +18,7 @@ from orchestrator.core.policy import CameraContext, DetectorTraits
 from orchestrator.core.profiles import BUILTIN_PROFILES
 from orchestrator.dataplane.embedded import EmbeddedEngine
 from orchestrator.dataplane.frame_step import StreamAnonymizer
+from orchestrator.dataplane.live.metadata import AnonymousIds, MetadataBuilder
 from orchestrator.dataplane.live.sources import LiveSource, SourceSettings
 from orchestrator.dataplane.live.worker import LiveCamera, LiveWorker, MuxSettings
 from orchestrator.samples import write_sample_video
@@ -28,9 +29,13 @@ FPS, FRAMES = 12, 24
 class Recorder:
     def __init__(self) -> None:
         self.frames: list[tuple[str, np.ndarray, float]] = []
+        self.metadata: list[dict] = []
 
     def publish(self, camera_id: str, frame: np.ndarray, pts_s: float) -> None:
         self.frames.append((camera_id, frame.copy(), pts_s))
+
+    def publish_metadata(self, camera_id: str, data: dict) -> None:
+        self.metadata.append(data)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +53,11 @@ def cameras(
     path: Path, count: int, make_stream: Callable[[int, int, float], StreamAnonymizer]
 ) -> list[LiveCamera]:
     settings = SourceSettings(f"file://{path}", loop=True, queue_frames=32)
-    return [LiveCamera(f"cam{k}", LiveSource(f"cam{k}", settings), make_stream) for k in range(count)]
+    ids = AnonymousIds()
+    return [
+        LiveCamera(f"cam{k}", LiveSource(f"cam{k}", settings), make_stream, MetadataBuilder(f"cam{k}", ids))
+        for k in range(count)
+    ]
 
 
 def run_for(worker: LiveWorker, seconds: float) -> None:
@@ -93,6 +102,8 @@ def test_three_cameras_are_batched_together_and_every_published_face_is_masked(
     for camera in worker.cameras:
         assert camera.stats.frames_out > 0
         assert camera.stats.latency_p95_s() is not None
+    faces = [obj for event in recorder.metadata for obj in event["objects"]]
+    assert faces and all(obj["class"] == "face" and len(obj["id"]) == 12 for obj in faces)
 
 
 class BrokenDetector:

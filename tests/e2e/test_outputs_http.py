@@ -42,6 +42,7 @@ def server() -> Iterator[str]:
             frame = np.full((H, W, 3), 40, dtype=np.uint8)
             frame[30:60, (n * 4) % (W - 30) :][:, :30] = 230
             outputs.publish("cam1", frame, n / 25)
+            outputs.publish_metadata("cam1", {"camera": "cam1", "pts": n / 25, "objects": [], "counts": {}})
             n += 1
             time.sleep(0.04)
 
@@ -96,3 +97,16 @@ def test_a_real_client_decodes_the_mjpeg_stream(server: str) -> None:
                 break
     assert [f.shape for f in frames] == [(H, W, 3)] * 3
     assert not np.array_equal(frames[0], frames[2]), "each part is a new frame"
+
+
+def test_a_real_client_reads_the_metadata_feed(server: str) -> None:
+    with urllib.request.urlopen(f"{server}/v1/cameras/cam1/metadata", timeout=5) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        events = []
+        for line in response:
+            if line.startswith(b"data: "):
+                events.append(json.loads(line[6:]))
+            if len(events) == 2:
+                break
+    assert [e["camera"] for e in events] == ["cam1", "cam1"]
+    assert events[1]["pts"] > events[0]["pts"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import socket
@@ -88,6 +89,10 @@ def test_serve_publishes_masked_snapshots_and_stops_on_sigterm(still_face: tuple
         for camera, frame in frames.items():
             face = frame[y1 + 10 : y2 - 10, x1 + 10 : x2 - 10].astype(int)
             assert face.std(axis=(0, 1)).max() < 40, f"{camera}: the face region still has its detail"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/cameras/door/metadata", timeout=10) as feed:
+            event = next(json.loads(line[6:]) for line in feed if line.startswith(b"data: "))
+        assert event["counts"] == {"face": 1}
+        assert len(event["objects"][0]["id"]) == 12 and event["objects"][0]["class"] == "face"
     finally:
         server.send_signal(signal.SIGTERM)
         output = server.communicate(timeout=30)[0].decode(errors="replace")

@@ -7,10 +7,12 @@ frame that the frame step did not mask.
 from __future__ import annotations
 
 import io
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -31,12 +33,22 @@ class EncodedFrame:
     pts_s: float
 
 
+@dataclass(frozen=True)
+class MetadataEvent:
+    sequence: int
+    data: dict[str, Any]
+
+
+Published = TypeVar("Published", EncodedFrame, MetadataEvent)
+
+
 class CameraOutputs:
-    """The newest encoded frame of each camera, and a condition MJPEG clients wait on."""
+    """The newest encoded frame and metadata event of each camera, and a condition clients wait on."""
 
     def __init__(self, jpeg_quality: int = 80) -> None:
         self.jpeg_quality = jpeg_quality
-        self._latest: dict[str, EncodedFrame] = {}
+        self._frames: dict[str, EncodedFrame] = {}
+        self._metadata: dict[str, MetadataEvent] = {}
         self._known: set[str] = set()
         self._changed = threading.Condition()
 
@@ -54,33 +66,46 @@ class CameraOutputs:
     def publish_encoded(self, camera_id: str, jpeg: bytes, pts_s: float) -> None:
         """A frame a worker process already encoded (and masked)."""
         with self._changed:
-            previous = self._latest.get(camera_id)
-            sequence = previous.sequence + 1 if previous else 1
-            self._latest[camera_id] = EncodedFrame(sequence, jpeg, pts_s)
+            previous = self._frames.get(camera_id)
+            self._frames[camera_id] = EncodedFrame(previous.sequence + 1 if previous else 1, jpeg, pts_s)
             self._known.add(camera_id)
+            self._changed.notify_all()
+
+    def publish_metadata(self, camera_id: str, data: dict[str, Any]) -> None:
+        with self._changed:
+            previous = self._metadata.get(camera_id)
+            self._metadata[camera_id] = MetadataEvent(previous.sequence + 1 if previous else 1, data)
             self._changed.notify_all()
 
     def snapshot(self, camera_id: str) -> EncodedFrame | None:
         with self._changed:
-            return self._latest.get(camera_id)
+            return self._frames.get(camera_id)
 
     def follow(self, camera_id: str, wait_s: float = 1.0) -> Iterator[EncodedFrame | None]:
         """Each new frame of a camera as it is published; None after `wait_s` without one (a heartbeat)."""
+        return self._follow(self._frames, camera_id, wait_s)
+
+    def follow_metadata(self, camera_id: str, wait_s: float = 1.0) -> Iterator[MetadataEvent | None]:
+        return self._follow(self._metadata, camera_id, wait_s)
+
+    def _follow(
+        self, latest: dict[str, Published], camera_id: str, wait_s: float
+    ) -> Iterator[Published | None]:
         seen = 0
 
         def newer(after: int) -> bool:
-            frame = self._latest.get(camera_id)
-            return frame is not None and frame.sequence > after
+            item = latest.get(camera_id)
+            return item is not None and item.sequence > after
 
         while True:
             with self._changed:
                 self._changed.wait_for(partial(newer, seen), wait_s)
-                frame = self._latest.get(camera_id)
-            if frame is None or frame.sequence <= seen:
+                item = latest.get(camera_id)
+            if item is None or item.sequence <= seen:
                 yield None
                 continue
-            seen = frame.sequence
-            yield frame
+            seen = item.sequence
+            yield item
 
 
 def mjpeg_parts(frames: Iterator[EncodedFrame | None]) -> Iterator[bytes]:
@@ -92,3 +117,9 @@ def mjpeg_parts(frames: Iterator[EncodedFrame | None]) -> Iterator[bytes]:
             f"--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame.jpeg)}\r\n\r\n"
         )
         yield header.encode() + frame.jpeg + b"\r\n"
+
+
+def sse_events(events: Iterator[MetadataEvent | None]) -> Iterator[bytes]:
+    """text/event-stream: one `data:` line per event; a comment as heartbeat, so dead clients are noticed."""
+    for event in events:
+        yield b": keep-alive\n\n" if event is None else f"data: {json.dumps(event.data)}\n\n".encode()

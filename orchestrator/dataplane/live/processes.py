@@ -24,6 +24,7 @@ from ...core.profiles import resolve_profile
 from ...logging_setup import configure_logging
 from ..embedded import EmbeddedEngine
 from ..frame_step import StreamAnonymizer
+from .metadata import AnonymousIds, MetadataBuilder
 from .outputs import CameraOutputs, encode_jpeg
 from .sources import LiveSource, SourceSettings
 from .worker import LiveCamera, LiveWorker, MuxSettings
@@ -42,10 +43,16 @@ class _PipeOutput:
         self.stop = stop
 
     def publish(self, camera_id: str, frame: Any, pts_s: float) -> None:
+        self._send(("frame", camera_id, encode_jpeg(frame, JPEG_QUALITY), pts_s))
+
+    def publish_metadata(self, camera_id: str, data: dict[str, Any]) -> None:
+        self._send(("metadata", camera_id, data))
+
+    def _send(self, message: tuple[Any, ...]) -> None:
         if self.stop.is_set():
             return
         try:
-            self.connection.send((camera_id, encode_jpeg(frame, JPEG_QUALITY), pts_s))
+            self.connection.send(message)
         except (BrokenPipeError, EOFError):  # the HTTP process is gone: nobody to serve, stop quietly
             self.stop.set()
 
@@ -67,11 +74,13 @@ def worker_main(cameras: list[dict[str, Any]], connection: Connection, mux: MuxS
     configs = [CameraConfig.model_validate(c) for c in cameras]
     classes = sorted({c for cfg in configs for c in resolve_profile(cfg.profile).masked_classes})
     engine = EmbeddedEngine(classes=classes)
+    ids = AnonymousIds()  # one key per worker run: ids do not survive a restart either
     live = [
         LiveCamera(
             cfg.id,
             LiveSource(cfg.id, SourceSettings(cfg.source, loop=cfg.loop)),
             partial(_make_stream, engine, cfg),
+            MetadataBuilder(cfg.id, ids),
         )
         for cfg in configs
     ]
@@ -124,10 +133,13 @@ class Supervisor:
     def _forward(self, receiver: Connection) -> None:
         while True:
             try:
-                camera_id, jpeg, pts_s = receiver.recv()
+                kind, camera_id, *payload = receiver.recv()
             except (EOFError, OSError):
                 return
-            self.outputs.publish_encoded(camera_id, jpeg, pts_s)
+            if kind == "frame":
+                self.outputs.publish_encoded(camera_id, *payload)
+            else:
+                self.outputs.publish_metadata(camera_id, *payload)
 
     def _watch(self) -> None:
         while not self._stopping.wait(0.25):

@@ -12,11 +12,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..frame_step import StreamAnonymizer, process_streams
+from .metadata import MetadataBuilder
 from .sources import CapturedFrame, LiveSource
 
 LATENCY_WINDOW = 512  # frames kept for the latency percentiles
@@ -25,6 +26,8 @@ DEFAULT_FPS = 25.0  # hold-over is counted in frames: the rate of a stream that 
 
 class FrameOutput(Protocol):
     def publish(self, camera_id: str, frame: np.ndarray, pts_s: float) -> None: ...
+
+    def publish_metadata(self, camera_id: str, data: dict[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class LiveCamera:
     camera_id: str
     source: LiveSource
     make_stream: Callable[[int, int, float], StreamAnonymizer]
+    metadata: MetadataBuilder | None = None
     stream: StreamAnonymizer | None = None
     stats: CameraStats = field(default_factory=CameraStats)
 
@@ -95,6 +99,10 @@ class LiveWorker:
                 if result.image is None:
                     continue
                 self.output.publish(camera.camera_id, result.image, captured.pts_s)
+                if camera.metadata is not None:
+                    h, w = result.image.shape[:2]
+                    feed = camera.metadata.frame(captured.pts_s, result.tracked, w, h)
+                    self.output.publish_metadata(camera.camera_id, feed)
                 camera.stats.frames_out += 1
                 camera.stats.latencies_s.append(time.monotonic() - captured.captured_at)
         return sum(len(frames) for _, frames in gathered)
