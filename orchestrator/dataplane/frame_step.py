@@ -182,6 +182,12 @@ class StreamAnonymizer:
             self.detect_interval,
         )
 
+    def shed_load(self, interval: int) -> None:
+        """Detect at most every `interval` frames (capped by the profile), tracks carrying the rest."""
+        if interval != self.detect_interval:
+            self.detect_interval = interval
+            self.plan = self._plan()
+
     @property
     def model_labels(self) -> dict[str, str]:
         return {c.name.lower(): d.label for c, d in self.detectors.items()}

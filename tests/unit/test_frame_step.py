@@ -327,3 +327,13 @@ def test_after_a_failed_detection_frames_between_detections_stay_fully_masked() 
     assert (between[0].image == np.asarray(SOLID_COLOUR, np.uint8)).all()
     assert not any(r.failed for r in again)
     assert all(solid(r.image, FACE_BOX) for r in again)
+
+
+def test_shedding_load_detects_less_often_but_never_beyond_the_profile_cap() -> None:
+    p = profile(max_detect_interval=3)
+    detector = FakeDetector(FACE, [FACE_BOX])
+    stream = anonymizer(p, detector)
+    stream.shed_load(10)
+    results = stream.process(frames(7))
+    assert detector.seen == [0, 3, 6], "every 3rd frame: the profile's cap, not 10"
+    assert all(solid(r.image, FACE_BOX) for r in results)

@@ -114,6 +114,12 @@ class LiveSource:
             count = len(self._queue) if limit is None else min(limit, len(self._queue))
             return [self._queue.popleft() for _ in range(count)]
 
+    @property
+    def backlog(self) -> int:
+        """Frames waiting to be taken."""
+        with self._lock:
+            return len(self._queue)
+
     def _push(self, frame: CapturedFrame) -> None:
         with self._lock:
             if len(self._queue) >= self.settings.queue_frames:

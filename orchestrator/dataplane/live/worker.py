@@ -58,6 +58,31 @@ class LiveCamera:
     stats: CameraStats = field(default_factory=CameraStats)
 
 
+class LoadShedder:
+    """Adaptive detection cadence: under overload every stream detects on fewer frames (each capped by
+    its profile's max_detect_interval); when the queues have stayed empty for a while, more again."""
+
+    MAX_INTERVAL = 30
+    CALM_STEPS = 50  # batches with empty queues before detecting more often again
+
+    def __init__(self) -> None:
+        self.interval = 1
+        self._calm = 0
+        self._dropped = 0
+
+    def update(self, backlog: int, dropped: int, batch_size: int) -> int:
+        if dropped > self._dropped or backlog > batch_size:
+            self.interval = min(self.interval + 1, self.MAX_INTERVAL)
+            self._calm = 0
+        elif backlog == 0:
+            self._calm += 1
+            if self._calm >= self.CALM_STEPS and self.interval > 1:
+                self.interval -= 1
+                self._calm = 0
+        self._dropped = dropped
+        return self.interval
+
+
 class LiveWorker:
     def __init__(
         self, cameras: list[LiveCamera], output: FrameOutput, mux: MuxSettings | None = None
@@ -65,6 +90,7 @@ class LiveWorker:
         self.cameras = cameras
         self.output = output
         self.mux = mux or MuxSettings()
+        self.shedder = LoadShedder()
 
     def _gather(self, stop: threading.Event) -> list[tuple[LiveCamera, list[CapturedFrame]]]:
         """Frames for one batch: up to batch_size, or what came within the push timeout of the first."""
@@ -105,7 +131,16 @@ class LiveWorker:
                     self.output.publish_metadata(camera.camera_id, feed)
                 camera.stats.frames_out += 1
                 camera.stats.latencies_s.append(time.monotonic() - captured.captured_at)
+        self._shed_load()
         return sum(len(frames) for _, frames in gathered)
+
+    def _shed_load(self) -> None:
+        backlog = sum(c.source.backlog for c in self.cameras)
+        dropped = sum(c.source.stats.frames_dropped for c in self.cameras)
+        interval = self.shedder.update(backlog, dropped, self.mux.batch_size)
+        for camera in self.cameras:
+            if camera.stream is not None:
+                camera.stream.shed_load(interval)
 
     def run(self, stop: threading.Event) -> None:
         for camera in self.cameras:
