@@ -114,13 +114,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     outputs = CameraOutputs()
     for camera in cameras:
         outputs.register(camera.id)
-    supervisor = Supervisor(cameras, outputs, workers=args.workers).start()
+    hls_root = Path(args.hls_dir)
+    supervisor = Supervisor(cameras, outputs, workers=args.workers, hls_root=hls_root).start()
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the handler it found:
     # this one, so that the workers are stopped below and the exit status says "stopped cleanly".
     signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         uvicorn.run(
-            create_app(outputs),
+            create_app(outputs, hls_root),
             host=args.host,
             port=args.port,
             log_level="warning",
@@ -204,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the cameras")
+    serve.add_argument("--hls-dir", default="cityveil-data/hls", help="where HLS segments are written")
     serve.set_defaults(func=cmd_serve)
 
     models = sub.add_parser("models", help="the model repository")

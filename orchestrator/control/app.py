@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import Response, StreamingResponse
+from pathlib import Path
 
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse, Response, StreamingResponse
+
+from ..dataplane.live.hls import PLAYLIST, servable
 from ..dataplane.live.outputs import MJPEG_BOUNDARY, CameraOutputs, EncodedFrame, mjpeg_parts, sse_events
 
 
-def create_app(outputs: CameraOutputs) -> FastAPI:
+def create_app(outputs: CameraOutputs, hls_root: Path | None = None) -> FastAPI:
     app = FastAPI(title="CityVeil", summary="Masked camera outputs for video management systems")
 
     def known(camera_id: str) -> None:
@@ -39,6 +42,16 @@ def create_app(outputs: CameraOutputs) -> FastAPI:
             media_type=f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}",
             headers={"Cache-Control": "no-store"},
         )
+
+    @app.get("/v1/cameras/{camera_id}/hls/{name}", response_class=FileResponse)
+    def hls(camera_id: str, name: str) -> FileResponse:
+        """The live HLS playlist (`index.m3u8`) and its segments."""
+        known(camera_id)
+        path = hls_root / camera_id / name if hls_root is not None and servable(name) else None
+        if path is None or not path.is_file():
+            raise HTTPException(status_code=404, detail=f"no HLS file {name!r} for camera {camera_id!r}")
+        kind = "application/vnd.apple.mpegurl" if name == PLAYLIST else "video/mp2t"
+        return FileResponse(path, media_type=kind, headers={"Cache-Control": "no-store"})
 
     @app.get("/v1/cameras/{camera_id}/metadata", response_class=StreamingResponse)
     def metadata(camera_id: str) -> StreamingResponse:

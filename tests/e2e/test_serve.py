@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -49,6 +50,15 @@ def snapshot(url: str) -> np.ndarray | None:
             return np.asarray(Image.open(io.BytesIO(response.read())).convert("RGB"))
     except (urllib.error.URLError, ConnectionError):
         return None
+
+
+def text(url: str) -> str:
+    """The body of a 200 response, else the empty string."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.read().decode()
+    except (urllib.error.URLError, ConnectionError):
+        return ""
 
 
 def test_serve_publishes_masked_snapshots_and_stops_on_sigterm(still_face: tuple, tmp_path: Path) -> None:
@@ -93,6 +103,18 @@ def test_serve_publishes_masked_snapshots_and_stops_on_sigterm(still_face: tuple
             event = next(json.loads(line[6:]) for line in feed if line.startswith(b"data: "))
         assert event["counts"] == {"face": 1}
         assert len(event["objects"][0]["id"]) == 12 and event["objects"][0]["class"] == "face"
+        hls = f"http://127.0.0.1:{port}/v1/cameras/door/hls"
+        playlists: list[str] = []
+        assert wait_for(
+            lambda: "#EXTINF" in (playlists.append(text(f"{hls}/index.m3u8")) or playlists[-1]), 60
+        )
+        segment = next(line for line in playlists[-1].splitlines() if line.endswith(".ts"))
+        (tmp_path / segment).write_bytes(urllib.request.urlopen(f"{hls}/{segment}", timeout=5).read())
+        with av.open(str(tmp_path / segment)) as ts:
+            decoded = [f.to_ndarray(format="rgb24") for f in ts.decode(video=0)]
+        assert decoded and decoded[0].shape == (H, W, 3)
+        assert decoded[-1][y1 + 10 : y2 - 10, x1 + 10 : x2 - 10].astype(int).std(axis=(0, 1)).max() < 40
+        assert text(f"{hls}/..%2F..%2Fcameras.yaml") == "", "nothing but the playlist and segments is served"
     finally:
         server.send_signal(signal.SIGTERM)
         output = server.communicate(timeout=30)[0].decode(errors="replace")

@@ -108,6 +108,21 @@ class CameraOutputs:
             yield item
 
 
+class FanOut:
+    """Hands every published frame and event to several outputs (the HTTP pipe, HLS on disk...)."""
+
+    def __init__(self, *outputs: Any) -> None:
+        self.outputs = outputs
+
+    def publish(self, camera_id: str, frame: np.ndarray, pts_s: float) -> None:
+        for output in self.outputs:
+            output.publish(camera_id, frame, pts_s)
+
+    def publish_metadata(self, camera_id: str, data: dict[str, Any]) -> None:
+        for output in self.outputs:
+            output.publish_metadata(camera_id, data)
+
+
 def mjpeg_parts(frames: Iterator[EncodedFrame | None]) -> Iterator[bytes]:
     """multipart/x-mixed-replace body parts, one per new frame (heartbeats are skipped)."""
     for frame in frames:

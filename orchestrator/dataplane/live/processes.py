@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -24,8 +25,9 @@ from ...core.profiles import resolve_profile
 from ...logging_setup import configure_logging
 from ..embedded import EmbeddedEngine
 from ..frame_step import StreamAnonymizer
+from .hls import HlsOutputs
 from .metadata import AnonymousIds, MetadataBuilder
-from .outputs import CameraOutputs, encode_jpeg
+from .outputs import CameraOutputs, FanOut, encode_jpeg
 from .sources import LiveSource, SourceSettings
 from .worker import LiveCamera, LiveWorker, MuxSettings
 
@@ -65,7 +67,9 @@ def _make_stream(
     return engine.stream(context, name=camera.id)
 
 
-def worker_main(cameras: list[dict[str, Any]], connection: Connection, mux: MuxSettings) -> None:
+def worker_main(
+    cameras: list[dict[str, Any]], connection: Connection, mux: MuxSettings, hls_root: str | None = None
+) -> None:
     """The body of a worker process (spawned: it builds its own engine and sources)."""
     configure_logging("info")
     stop = threading.Event()
@@ -84,7 +88,13 @@ def worker_main(cameras: list[dict[str, Any]], connection: Connection, mux: MuxS
         )
         for cfg in configs
     ]
-    LiveWorker(live, _PipeOutput(connection, stop), mux).run(stop)
+    pipe = _PipeOutput(connection, stop)
+    hls = HlsOutputs(Path(hls_root)) if hls_root else None
+    try:
+        LiveWorker(live, FanOut(pipe, hls) if hls else pipe, mux).run(stop)
+    finally:
+        if hls is not None:
+            hls.close()
 
 
 @dataclass
@@ -103,11 +113,13 @@ class Supervisor:
         outputs: CameraOutputs,
         workers: int = 1,
         mux: MuxSettings | None = None,
+        hls_root: Path | None = None,
     ) -> None:
         count = max(1, min(workers, len(cameras)))
         self.workers = [_Worker(cameras[i::count]) for i in range(count)]
         self.outputs = outputs
         self.mux = mux or MuxSettings()
+        self.hls_root = str(hls_root) if hls_root is not None else None
         self._context = multiprocessing.get_context("spawn")
         self._stopping = threading.Event()
         self._monitor = threading.Thread(target=self._watch, name="supervisor", daemon=True)
@@ -124,7 +136,9 @@ class Supervisor:
     def _spawn(self, worker: _Worker) -> None:
         receiver, sender = self._context.Pipe(duplex=False)
         payload = [c.model_dump(mode="json") for c in worker.cameras]
-        process = self._context.Process(target=worker_main, args=(payload, sender, self.mux), daemon=True)
+        process = self._context.Process(
+            target=worker_main, args=(payload, sender, self.mux, self.hls_root), daemon=True
+        )
         process.start()
         sender.close()  # the child holds the only sending end: its death ends our reads
         worker.process = process
