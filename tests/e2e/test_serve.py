@@ -84,6 +84,8 @@ def test_serve_publishes_masked_snapshots_and_stops_on_sigterm(still_face: tuple
             str(port),
             "--workers",
             "2",
+            "--hls-dir",
+            str(tmp_path / "hls"),
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
