@@ -89,3 +89,24 @@ def test_a_stream_that_ends_is_reconnected(clip: Path) -> None:
         assert wait_for(lambda: source.stats.connects >= 2, 5.0), "read to the end, then connected again"
     finally:
         source.stop()
+
+
+def test_corrupt_packets_do_not_stall_the_source(tmp_path: Path) -> None:
+    stream = tmp_path / "cam.ts"  # MPEG-TS, as cameras send: no index, damage stays local
+    write_sample_video(stream, width=160, height=96, frames=48, fps=24, face_px=40, audio=False)
+    data = bytearray(stream.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 3000] = bytes(3000)  # a run of zeroed bytes inside the coded frames
+    stream.write_bytes(bytes(data))
+    source = LiveSource("cam6", SourceSettings(f"file://{stream}", loop=True, queue_frames=256, **FAST_RETRY))
+    source.start()
+    try:
+        taken: list = []
+        # more than one pass over the damaged file: the decoder skips what it cannot read and goes on
+        assert wait_for(lambda: bool(taken.extend(source.take()) or len(taken) > 60), 10.0), (
+            "frames keep coming"
+        )
+        assert source.state is SourceState.LIVE
+        assert source.stats.failures == 0
+    finally:
+        source.stop()
