@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from polling import wait_for
 
 from orchestrator.dataplane.live.sources import LiveSource, SourceSettings, SourceState
 from orchestrator.samples import write_sample_video
@@ -20,15 +20,6 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("live") / "cam.mp4"
     write_sample_video(path, width=160, height=96, frames=12, fps=24, face_px=40, audio=False)
     return path
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_a_looping_file_plays_on_like_a_camera(clip: Path) -> None:

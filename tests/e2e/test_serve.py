@@ -9,16 +9,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 from PIL import Image
+from polling import wait_for
 
 from orchestrator.core.camera_settings import CameraConfig
 from orchestrator.dataplane.live.outputs import CameraOutputs
@@ -33,15 +32,6 @@ def still_face(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[in
     path = tmp_path_factory.mktemp("serve") / "door.mp4"
     boxes = write_sample_video(path, W, H, frames=24, fps=12, face_px=64, audio=False, walking=False)
     return path, boxes[0]
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def snapshot(url: str) -> np.ndarray | None:

@@ -114,7 +114,7 @@ def run_job(
                 stream = engine.stream(
                     context(info.width, info.height, float(info.rate)), name=str(item.source)
                 )
-                anonymize_video(item.source, item.target, stream, progress)
+                anonymize_video(item.source, item.target, stream, progress, info)
             written = stream.stats.dropped_frames < stream.stats.frames
         except MediaError as exc:
             report.errors.append(str(exc))

@@ -56,7 +56,6 @@ class VideoInfo:
     height: int
     rate: Fraction
     frames: int  # as the container declares; 0 when unknown
-    has_audio: bool
 
 
 def probe(path: Path) -> VideoInfo:
@@ -66,9 +65,7 @@ def probe(path: Path) -> VideoInfo:
                 raise MediaError(f"{path} has no video stream")
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-            return VideoInfo(
-                stream.width, stream.height, Fraction(rate), stream.frames, bool(container.streams.audio)
-            )
+            return VideoInfo(stream.width, stream.height, Fraction(rate), stream.frames)
     except av.error.FFmpegError as exc:
         raise MediaError(f"{path} is not a readable video ({exc.strerror})") from None
 
@@ -186,12 +183,13 @@ def anonymize_video(
     target: Path,
     anonymizer: StreamAnonymizer,
     on_frames: Callable[[int], object] = lambda n: None,
+    info: VideoInfo | None = None,
 ) -> VideoInfo:
     """Write the anonymized video to `target` (whole or not at all).
 
     Raises MediaError on bad input, NothingToWrite when every frame was dropped (no file is left).
     """
-    info = probe(source)
+    info = info or probe(source)  # callers that already probed the file pass what they read
     try:
         with av.open(str(source)) as inp, atomic_output(target) as tmp:
             job = _Transcode(source, target, inp, info, anonymizer, on_frames)
