@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .core.camera_settings import load_camera_file
 from .core.config_files import ConfigError
@@ -101,35 +102,81 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    """The HTTP outputs and the worker processes, until SIGTERM or Ctrl-C."""
-    import uvicorn
+def _settings(args: argparse.Namespace) -> Any:
+    """Server settings from the environment (CITYVEIL_*), with --data-dir on top."""
+    from pydantic import ValidationError
 
-    from .control.app import create_app
-    from .core.camera_settings import load_cameras_file
-    from .dataplane.live.outputs import CameraOutputs
-    from .dataplane.live.processes import Supervisor
+    from .settings import ServerSettings
 
-    cameras = load_cameras_file(Path(args.cameras)).cameras
-    outputs = CameraOutputs()
-    for camera in cameras:
-        outputs.register(camera.id)
-    hls_root = Path(args.hls_dir)
-    supervisor = Supervisor(cameras, outputs, workers=args.workers, hls_root=hls_root).start()
-    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again for the handler it found:
-    # this one, so that the workers are stopped below and the exit status says "stopped cleanly".
-    signal.signal(signal.SIGTERM, lambda *_: None)
     try:
-        uvicorn.run(
-            create_app(outputs, hls_root),
-            host=args.host,
-            port=args.port,
-            log_level="warning",
-            timeout_graceful_shutdown=2,
-        )
-    finally:
-        supervisor.stop()
+        overrides: dict[str, Any] = {"data_dir": Path(args.data_dir)} if args.data_dir else {}
+        return ServerSettings(**overrides)
+    except ValidationError as exc:
+        raise UsageError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The orchestrator: HTTP API and outputs, RTSP, worker processes; until SIGTERM or Ctrl-C."""
+    from .server import ServeOptions, run_server
+
+    options = ServeOptions(
+        host=args.host,
+        port=args.port,
+        rtsp_port=args.rtsp_port,
+        workers=args.workers,
+        cameras_file=Path(args.cameras) if args.cameras else None,
+    )
+    try:
+        run_server(_settings(args), options)
+    except OSError as exc:  # a port in use, a data folder that cannot be written
+        raise UsageError(str(exc)) from None
     return 0
+
+
+def _store(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The database and audit log, for commands that run beside (or without) a server."""
+    from .services.audit import AuditLog
+    from .storage.database import Database
+
+    settings = _settings(args)
+    db = Database(settings.sqlalchemy_url())
+    db.migrate()
+    return db, AuditLog(settings.secret())
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from .services.keys import KeyStore, Role
+
+    db, audit = _store(args)
+    key = KeyStore(db, audit).create(Role(args.role), label=args.label or "", actor="cli")
+    print(f"a new {args.role} key; it is shown only this once:", file=sys.stderr)
+    print(key)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """export: JSON lines; verify: exit code 0 when intact, 1 with the broken position named."""
+    db, audit = _store(args)
+    if args.action == "export":
+        if not args.file:
+            raise UsageError("audit export needs a FILE to write")
+        from .atomic_files import write_atomic
+
+        buffer = io.StringIO()
+        with db.read() as session:
+            count = audit.export(session, buffer)
+        write_atomic(Path(args.file), buffer.getvalue().encode())
+        print(f"{count} entries written to {args.file}", file=sys.stderr)
+        return 0
+    if args.verify_file:
+        if not Path(args.verify_file).is_file():
+            raise UsageError(f"no audit export at {args.verify_file}")
+        result = audit.verify_file(Path(args.verify_file))
+    else:
+        with db.read() as session:
+            result = audit.verify(session)
+    print(result.sentence())
+    return 0 if result.ok else 1
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -200,13 +247,38 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(func=cmd_eval)
 
-    serve = sub.add_parser("serve", help="anonymize live cameras and serve the masked outputs")
-    serve.add_argument("--cameras", required=True, metavar="FILE", help="cameras.yaml: a list under cameras:")
+    def data_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--data-dir",
+            help="where the server keeps everything (env CITYVEIL_DATA_DIR; default ./cityveil-data)",
+        )
+
+    serve = sub.add_parser("serve", help="the orchestrator: camera registry, live anonymization, outputs")
+    serve.add_argument(
+        "--cameras", metavar="FILE", help="cameras.yaml: cameras to register if not registered yet"
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--rtsp-port", type=int, default=8554, help="RTSP output port (0: no RTSP)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the cameras")
-    serve.add_argument("--hls-dir", default="cityveil-data/hls", help="where HLS segments are written")
+    data_dir(serve)
     serve.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="API keys")
+    keys.add_argument("action", choices=["create"])
+    keys.add_argument(
+        "--role", required=True, choices=["admin", "integrator", "viewer", "auditor", "ml_engineer"]
+    )
+    keys.add_argument("--label", help="who or what the key is for")
+    data_dir(keys)
+    keys.set_defaults(func=cmd_keys)
+
+    audit = sub.add_parser("audit", help="export or verify the tamper-evident audit log")
+    audit.add_argument("action", choices=["export", "verify"])
+    audit.add_argument("file", nargs="?", metavar="FILE", help="export: the file to write")
+    audit.add_argument("--file", dest="verify_file", metavar="FILE", help="verify: an exported file")
+    data_dir(audit)
+    audit.set_defaults(func=cmd_audit)
 
     models = sub.add_parser("models", help="the model repository")
     models.add_argument("action", choices=["pull", "list"])

@@ -1,66 +1,80 @@
-"""The FastAPI app factory. Routes validate and hand over to the data plane; no state at import."""
+"""The FastAPI app factory: routes validate, call a service and return a schema; no state at import."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI must see the route-local Annotated dependencies.
+from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import FileResponse, Response, StreamingResponse
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ..dataplane.live.hls import PLAYLIST, servable
-from ..dataplane.live.outputs import MJPEG_BOUNDARY, CameraOutputs, EncodedFrame, mjpeg_parts, sse_events
+from ..dataplane.live.outputs import CameraOutputs
+from ..services.container import Services
+from ..services.errors import Conflict, Invalid, NotFound, ServiceError
+from ..services.keys import Principal, Role
+from .auth import requires
+from .metrics import metrics_registry
+from .routes.audit import audit_routes
+from .routes.cameras import RtspOutput, camera_routes
+from .routes.outputs import output_routes
+from .routes.profiles import profile_routes
+from .schemas import ERRORS
+
+STATUS_OF = {NotFound: 404, Conflict: 409}
 
 
-def create_app(outputs: CameraOutputs, hls_root: Path | None = None) -> FastAPI:
-    app = FastAPI(title="CityVeil", summary="Masked camera outputs for video management systems")
+def create_app(
+    services: Services,
+    outputs: CameraOutputs,
+    hls_root: Path | None = None,
+    rtsp: RtspOutput | None = None,
+    dataplane_ready: Callable[[], bool] = lambda: True,
+) -> FastAPI:
+    app = FastAPI(
+        title="CityVeil",
+        summary="Camera registry, masked outputs, audit log and compliance reports",
+        version="1",
+    )
 
-    def known(camera_id: str) -> None:
-        if camera_id not in outputs.cameras():
-            raise HTTPException(status_code=404, detail=f"no camera {camera_id!r}")
+    @app.exception_handler(ServiceError)
+    def refused(request: Request, exc: ServiceError) -> JSONResponse:
+        if isinstance(exc, Invalid):  # the same shape as FastAPI's own validation errors
+            problem = {"type": "value_error", "loc": ["body"], "msg": str(exc)}
+            return JSONResponse({"detail": [problem]}, status_code=422)
+        return JSONResponse({"detail": str(exc)}, status_code=STATUS_OF.get(type(exc), 400))
 
-    @app.get("/healthz")
+    @app.get("/healthz", tags=["operations"])
     def health() -> dict[str, str]:
+        """The process answers."""
         return {"status": "ok"}
 
     @app.get(
-        "/v1/cameras/{camera_id}/snapshot.jpg",
-        response_class=Response,
-        responses={200: {"content": {"image/jpeg": {}}}, 404: {}, 503: {}},
+        "/readyz",
+        tags=["operations"],
+        responses={503: {"description": "not ready; the failing checks are false"}},
     )
-    def snapshot(camera_id: str) -> Response:
-        known(camera_id)
-        frame: EncodedFrame | None = outputs.snapshot(camera_id)
-        if frame is None:
-            raise HTTPException(status_code=503, detail=f"camera {camera_id!r} has no masked frame yet")
-        return Response(frame.jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
-
-    @app.get("/v1/cameras/{camera_id}/stream.mjpeg", response_class=StreamingResponse)
-    def mjpeg(camera_id: str) -> StreamingResponse:
-        known(camera_id)
-        return StreamingResponse(
-            mjpeg_parts(outputs.follow(camera_id)),
-            media_type=f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}",
-            headers={"Cache-Control": "no-store"},
+    def ready() -> JSONResponse:
+        """The database answers and the worker processes run."""
+        checks = {"database": services.database_ok(), "dataplane": dataplane_ready()}
+        return JSONResponse(
+            {"ready": all(checks.values()), **checks}, status_code=200 if all(checks.values()) else 503
         )
 
-    @app.get("/v1/cameras/{camera_id}/hls/{name}", response_class=FileResponse)
-    def hls(camera_id: str, name: str) -> FileResponse:
-        """The live HLS playlist (`index.m3u8`) and its segments."""
-        known(camera_id)
-        path = hls_root / camera_id / name if hls_root is not None and servable(name) else None
-        if path is None or not path.is_file():
-            raise HTTPException(status_code=404, detail=f"no HLS file {name!r} for camera {camera_id!r}")
-        kind = "application/vnd.apple.mpegurl" if name == PLAYLIST else "video/mp2t"
-        return FileResponse(path, media_type=kind, headers={"Cache-Control": "no-store"})
+    registry = metrics_registry(services.monitor)
+    Scraper = Annotated[Principal, Depends(requires(services.keys, Role.AUDITOR, Role.ML_ENGINEER))]
 
-    @app.get("/v1/cameras/{camera_id}/metadata", response_class=StreamingResponse)
-    def metadata(camera_id: str) -> StreamingResponse:
-        """Server-sent events: tracks (anonymous, rotating ids), boxes, speed, direction, counts."""
-        known(camera_id)
-        return StreamingResponse(
-            sse_events(outputs.follow_metadata(camera_id)),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store"},
-        )
+    @app.get("/metrics", tags=["operations"], response_class=Response, responses=ERRORS)
+    def metrics(who: Scraper) -> Response:
+        """Prometheus text format."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    routers = [
+        camera_routes(services, rtsp or RtspOutput(port=None, unavailable="not configured")),
+        output_routes(services, outputs, hls_root),
+        profile_routes(services),
+        audit_routes(services),
+    ]
+    for router in routers:
+        app.include_router(router, responses=ERRORS)
     return app

@@ -6,14 +6,16 @@ reads them for recorded footage.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from .config_files import load_model_file
+from .config_files import ConfigError, load_model_file
 from .geometry import CameraGeometry
-from .profiles import DEFAULT_PROFILE, Strict, resolve_profile
+from .profiles import DEFAULT_PROFILE, Strict, Zone, resolve_profile
 
 MAX_ZONES = 32
 MAX_ZONE_POINTS = 256
@@ -56,17 +58,29 @@ def load_camera_file(path: Path) -> CameraSettings:
     return load_model_file(path, CameraSettings, "camera")
 
 
+PROFILE_NAME = re.compile(r"^[a-z0-9_\-]{1,64}$")
 SOURCE_SCHEMES = ("rtsp", "rtsps", "http", "https", "file")
 MAX_CAMERAS = 256
 
 
 class CameraConfig(CameraSettings):
-    """A camera entry of `cameras.yaml` (and, later, of the REST registry)."""
+    """A camera entry of `cameras.yaml` and of the REST registry (the same fields in both)."""
 
     id: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     source: str = Field(min_length=1, max_length=2048)
     loop: bool = False  # file:// sources only: replay like a live camera
+    name: str = Field(default="", max_length=200)
+    location: str = Field(default="", max_length=200, description="address or site, free text")
+    zone: Zone | None = Field(default=None, description="what the camera watches; picks the default profile")
     profile: str = DEFAULT_PROFILE
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_from_zone(cls, data: Any) -> Any:
+        """A camera in a residential zone gets the residential profile unless another is named."""
+        if isinstance(data, dict) and "profile" not in data and data.get("zone") not in (None, "custom"):
+            return {**data, "profile": Zone(data["zone"]).value}
+        return data
 
     @field_validator("source")
     @classmethod
@@ -78,8 +92,12 @@ class CameraConfig(CameraSettings):
 
     @field_validator("profile")
     @classmethod
-    def _profile_exists(cls, profile: str) -> str:
-        resolve_profile(profile)
+    def _profile_name(cls, profile: str) -> str:
+        """A name (built-in, or stored through the REST API) or, in cameras.yaml only, a .yaml file.
+
+        Whether it exists is checked where the known profiles are: the file loader and the registry."""
+        if not (PROFILE_NAME.match(profile) or profile.endswith((".yaml", ".yml"))):
+            raise ValueError("profile must be a profile name (lower case letters, digits, _ and -)")
         return profile
 
 
@@ -97,4 +115,11 @@ class CamerasFile(Strict):
 
 
 def load_cameras_file(path: Path) -> CamerasFile:
-    return load_model_file(path, CamerasFile, "cameras")
+    """cameras.yaml, with every camera's profile resolved (built-in or a .yaml file)."""
+    cameras = load_model_file(path, CamerasFile, "cameras")
+    for camera in cameras.cameras:
+        try:
+            resolve_profile(camera.profile)
+        except ConfigError as exc:
+            raise ConfigError(f"cameras file {path}: camera {camera.id!r}: {exc}") from None
+    return cameras

@@ -66,6 +66,20 @@ class StreamStats:
         self.detections.update(result.detections)
         self.masks.update(result.masks)
 
+    def merge(self, other: StreamStats) -> None:
+        """Fold in the counts of a later period (telemetry collects a stream's stats piece by piece)."""
+        self.frames += other.frames
+        self.analysed_frames += other.analysed_frames
+        self.failed_frames += other.failed_frames
+        self.dropped_frames += other.dropped_frames
+        self.detections.update(other.detections)
+        self.masks.update(other.masks)
+        for name, ranges in other.parameter_ranges.items():
+            mine = self.parameter_ranges.setdefault(name, {})
+            for parameter, (low, high) in ranges.items():
+                old_low, old_high = mine.get(parameter, [low, high])
+                mine[parameter] = [min(old_low, low), max(old_high, high)]
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "frames": self.frames,

@@ -15,10 +15,14 @@ import av
 import numpy as np
 import pytest
 import uvicorn
+from fakes import RecordingControl
 from PIL import Image
 
 from orchestrator.control.app import create_app
 from orchestrator.dataplane.live.outputs import CameraOutputs
+from orchestrator.services.container import open_services
+from orchestrator.services.keys import Role
+from orchestrator.settings import ServerSettings
 
 W, H = 160, 96
 
@@ -30,8 +34,12 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     outputs = CameraOutputs()
+    services = open_services(
+        ServerSettings(data_dir=tmp_path_factory.mktemp("data")), RecordingControl(outputs)
+    )
+    viewer = services.keys.create(Role.VIEWER)
     outputs.register("cam1")
     outputs.register("idle")  # registered, nothing published yet
     stop = threading.Event()
@@ -48,7 +56,11 @@ def server() -> Iterator[str]:
 
     port = free_port()
     config = uvicorn.Config(
-        create_app(outputs), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
+        create_app(services, outputs),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=1,
     )
     uv = uvicorn.Server(config)
     threads = [threading.Thread(target=publish, daemon=True), threading.Thread(target=uv.run, daemon=True)]
@@ -57,10 +69,16 @@ def server() -> Iterator[str]:
     deadline = time.monotonic() + 10
     while not uv.started and time.monotonic() < deadline:
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
+    # urllib and PyAV (FFmpeg's `headers` option) send the viewer's key, as a VMS would.
+    opener = urllib.request.build_opener()
+    opener.addheaders = [("Authorization", f"Bearer {viewer}")]
+    urllib.request.install_opener(opener)
+    yield f"http://127.0.0.1:{port}", viewer
+    urllib.request.install_opener(urllib.request.build_opener())
     stop.set()
     uv.should_exit = True
     threads[1].join(10)
+    services.close()
 
 
 def get(url: str) -> tuple[int, bytes, str]:
@@ -71,25 +89,30 @@ def get(url: str) -> tuple[int, bytes, str]:
         return error.code, error.read(), error.headers["Content-Type"]
 
 
-def test_health(server: str) -> None:
-    assert get(f"{server}/healthz")[:2] == (200, b'{"status":"ok"}')
+def test_health(server: tuple[str, str]) -> None:
+    base, _key = server
+    assert get(f"{base}/healthz")[:2] == (200, b'{"status":"ok"}')
 
 
-def test_snapshot_is_the_newest_masked_frame_as_jpeg(server: str) -> None:
-    status, body, kind = get(f"{server}/v1/cameras/cam1/snapshot.jpg")
+def test_snapshot_is_the_newest_masked_frame_as_jpeg(server: tuple[str, str]) -> None:
+    base, _key = server
+    status, body, kind = get(f"{base}/v1/cameras/cam1/snapshot.jpg")
     assert (status, kind) == (200, "image/jpeg")
     assert Image.open(io.BytesIO(body)).size == (W, H)
 
 
-def test_unknown_and_idle_cameras_get_a_reason(server: str) -> None:
-    status, body, _ = get(f"{server}/v1/cameras/nope/snapshot.jpg")
+def test_unknown_and_idle_cameras_get_a_reason(server: tuple[str, str]) -> None:
+    base, _key = server
+    status, body, _ = get(f"{base}/v1/cameras/nope/snapshot.jpg")
     assert status == 404 and "no camera 'nope'" in json.loads(body)["detail"]
-    status, body, _ = get(f"{server}/v1/cameras/idle/snapshot.jpg")
+    status, body, _ = get(f"{base}/v1/cameras/idle/snapshot.jpg")
     assert status == 503 and "no masked frame yet" in json.loads(body)["detail"]
 
 
-def test_a_real_client_decodes_the_mjpeg_stream(server: str) -> None:
-    with av.open(f"{server}/v1/cameras/cam1/stream.mjpeg", format="mpjpeg", timeout=5) as stream:
+def test_a_real_client_decodes_the_mjpeg_stream(server: tuple[str, str]) -> None:
+    base, key = server
+    url, auth = f"{base}/v1/cameras/cam1/stream.mjpeg", {"headers": f"Authorization: Bearer {key}\r\n"}
+    with av.open(url, format="mpjpeg", timeout=5, options=auth) as stream:
         frames = []
         for frame in stream.decode(video=0):
             frames.append(frame.to_ndarray(format="rgb24"))
@@ -99,8 +122,9 @@ def test_a_real_client_decodes_the_mjpeg_stream(server: str) -> None:
     assert not np.array_equal(frames[0], frames[2]), "each part is a new frame"
 
 
-def test_a_real_client_reads_the_metadata_feed(server: str) -> None:
-    with urllib.request.urlopen(f"{server}/v1/cameras/cam1/metadata", timeout=5) as response:
+def test_a_real_client_reads_the_metadata_feed(server: tuple[str, str]) -> None:
+    base, _key = server
+    with urllib.request.urlopen(f"{base}/v1/cameras/cam1/metadata", timeout=5) as response:
         assert response.headers["Content-Type"].startswith("text/event-stream")
         events = []
         for line in response:
@@ -110,3 +134,11 @@ def test_a_real_client_reads_the_metadata_feed(server: str) -> None:
                 break
     assert [e["camera"] for e in events] == ["cam1", "cam1"]
     assert events[1]["pts"] > events[0]["pts"]
+
+
+def test_outputs_need_a_viewer_key(server: tuple[str, str]) -> None:
+    base, _ = server
+    anonymous = urllib.request.Request(f"{base}/v1/cameras/cam1/snapshot.jpg", headers={"Authorization": ""})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.build_opener().open(anonymous, timeout=5)
+    assert refused.value.code == 401

@@ -6,9 +6,6 @@ import io
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,8 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 from polling import wait_for
+from server_process import ServerProcess, create_key
 
 from orchestrator.core.camera_settings import CameraConfig
+from orchestrator.core.profiles import BUILTIN_PROFILES
 from orchestrator.dataplane.live.outputs import CameraOutputs
 from orchestrator.dataplane.live.processes import Supervisor
 from orchestrator.samples import write_sample_video
@@ -34,18 +33,22 @@ def still_face(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[in
     return path, boxes[0]
 
 
-def snapshot(url: str) -> np.ndarray | None:
+def snapshot(url: str, key: str) -> np.ndarray | None:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(authorised(url, key), timeout=2) as response:
             return np.asarray(Image.open(io.BytesIO(response.read())).convert("RGB"))
     except (urllib.error.URLError, ConnectionError):
         return None
 
 
-def text(url: str) -> str:
+def authorised(url: str, key: str) -> urllib.request.Request:
+    return urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+
+
+def text(url: str, key: str) -> str:
     """The body of a 200 response, else the empty string."""
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(authorised(url, key), timeout=5) as response:
             return response.read().decode()
     except (urllib.error.URLError, ConnectionError):
         return ""
@@ -59,58 +62,44 @@ def test_serve_publishes_masked_snapshots_and_stops_on_sigterm(still_face: tuple
         f"  - {{id: door, source: 'file://{clip}', loop: true}}\n"
         f"  - {{id: hall, source: 'file://{clip}', loop: true, profile: residential}}\n"
     )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator.cli",
-            "serve",
-            "--cameras",
-            str(cameras),
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--hls-dir",
-            str(tmp_path / "hls"),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    data = tmp_path / "data"
+    key = create_key(data, "viewer")
+    server = ServerProcess(data, "--cameras", str(cameras), "--workers", "2")
+    port = server.port
     try:
         frames = {}
         for camera in ("door", "hall"):
             url = f"http://127.0.0.1:{port}/v1/cameras/{camera}/snapshot.jpg"
             assert wait_for(
-                lambda u=url, c=camera: frames.__setitem__(c, snapshot(u)) or frames[c] is not None, 90
+                lambda u=url, c=camera: frames.__setitem__(c, snapshot(u, key)) or frames[c] is not None, 90
             )
         for camera, frame in frames.items():
             face = frame[y1 + 10 : y2 - 10, x1 + 10 : x2 - 10].astype(int)
             assert face.std(axis=(0, 1)).max() < 40, f"{camera}: the face region still has its detail"
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/cameras/door/metadata", timeout=10) as feed:
+        with urllib.request.urlopen(
+            authorised(f"http://127.0.0.1:{port}/v1/cameras/door/metadata", key), timeout=10
+        ) as feed:
             event = next(json.loads(line[6:]) for line in feed if line.startswith(b"data: "))
         assert event["counts"] == {"face": 1}
         assert len(event["objects"][0]["id"]) == 12 and event["objects"][0]["class"] == "face"
         hls = f"http://127.0.0.1:{port}/v1/cameras/door/hls"
         playlists: list[str] = []
         assert wait_for(
-            lambda: "#EXTINF" in (playlists.append(text(f"{hls}/index.m3u8")) or playlists[-1]), 60
+            lambda: "#EXTINF" in (playlists.append(text(f"{hls}/index.m3u8", key)) or playlists[-1]), 60
         )
         segment = next(line for line in playlists[-1].splitlines() if line.endswith(".ts"))
-        (tmp_path / segment).write_bytes(urllib.request.urlopen(f"{hls}/{segment}", timeout=5).read())
+        (tmp_path / segment).write_bytes(
+            urllib.request.urlopen(authorised(f"{hls}/{segment}", key), timeout=5).read()
+        )
         with av.open(str(tmp_path / segment)) as ts:
             decoded = [f.to_ndarray(format="rgb24") for f in ts.decode(video=0)]
         assert decoded and decoded[0].shape == (H, W, 3)
         assert decoded[-1][y1 + 10 : y2 - 10, x1 + 10 : x2 - 10].astype(int).std(axis=(0, 1)).max() < 40
-        assert text(f"{hls}/..%2F..%2Fcameras.yaml") == "", "nothing but the playlist and segments is served"
+        assert text(f"{hls}/..%2F..%2Fcameras.yaml", key) == "", (
+            "nothing but the playlist and segments is served"
+        )
     finally:
-        server.send_signal(signal.SIGTERM)
-        output = server.communicate(timeout=30)[0].decode(errors="replace")
-    assert server.returncode == 0, output[-2000:]
+        output = server.stop()
     assert "Traceback" not in output
 
 
@@ -118,7 +107,8 @@ def test_the_supervisor_restarts_a_killed_worker(still_face: tuple) -> None:
     clip, _ = still_face
     outputs = CameraOutputs()
     camera = CameraConfig(id="door", source=f"file://{clip}", loop=True)
-    supervisor = Supervisor([camera], outputs).start()
+    supervisor = Supervisor(outputs).start()
+    supervisor.start_camera(camera, BUILTIN_PROFILES["public_space"])
     try:
         assert wait_for(lambda: outputs.snapshot("door") is not None, 90)
         first_pid = supervisor.pids()[0]

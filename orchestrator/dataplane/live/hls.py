@@ -79,6 +79,11 @@ class HlsOutputs:
     def publish_metadata(self, camera_id: str, data: dict[str, Any]) -> None:
         pass  # the metadata feed has its own output
 
-    def close(self) -> None:
-        for writer in self._writers.values():
+    def close_camera(self, camera_id: str) -> None:
+        writer = self._writers.pop(camera_id, None)
+        if writer is not None:
             writer.close()
+
+    def close(self) -> None:
+        for camera_id in list(self._writers):
+            self.close_camera(camera_id)

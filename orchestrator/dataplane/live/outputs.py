@@ -56,6 +56,14 @@ class CameraOutputs:
         with self._changed:
             self._known.add(camera_id)
 
+    def unregister(self, camera_id: str) -> None:
+        """The camera is gone: its last frame is forgotten and its followers end."""
+        with self._changed:
+            self._known.discard(camera_id)
+            self._frames.pop(camera_id, None)
+            self._metadata.pop(camera_id, None)
+            self._changed.notify_all()
+
     def cameras(self) -> list[str]:
         with self._changed:
             return sorted(self._known)
@@ -94,12 +102,16 @@ class CameraOutputs:
         seen = 0
 
         def newer(after: int) -> bool:
+            if camera_id not in self._known:
+                return True  # wake up to end
             item = latest.get(camera_id)
             return item is not None and item.sequence > after
 
         while True:
             with self._changed:
                 self._changed.wait_for(partial(newer, seen), wait_s)
+                if camera_id not in self._known:
+                    return
                 item = latest.get(camera_id)
             if item is None or item.sequence <= seen:
                 yield None

@@ -1,8 +1,9 @@
 """Worker processes and their supervisor.
 
 Each worker process runs a set of cameras (sources, the shared frame step, one JPEG encode per frame)
-and sends only masked, encoded frames to the HTTP process through a pipe. The supervisor restarts a
-worker that dies; the cameras of the other workers never notice.
+and sends only masked, encoded frames to the HTTP process through a pipe, with the telemetry the control
+plane audits. Cameras are started, changed and stopped at runtime through a command pipe. The
+supervisor restarts a worker that dies with the cameras it had; the other workers never notice.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import multiprocessing
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -21,7 +23,7 @@ import structlog
 
 from ...core.camera_settings import CameraConfig
 from ...core.policy import CameraContext
-from ...core.profiles import resolve_profile
+from ...core.profiles import MASKABLE_CLASSES, Profile
 from ...logging_setup import configure_logging
 from ..embedded import EmbeddedEngine
 from ..frame_step import StreamAnonymizer
@@ -29,12 +31,33 @@ from .hls import HlsOutputs
 from .metadata import AnonymousIds, MetadataBuilder
 from .outputs import CameraOutputs, FanOut, encode_jpeg
 from .sources import LiveSource, SourceSettings
+from .telemetry import Telemetry
 from .worker import LiveCamera, LiveWorker, MuxSettings
 
 log = structlog.get_logger(__name__)
 
 RESTART_DELAY_S = 1.0
 JPEG_QUALITY = 80
+
+Report = Callable[[str, str, dict[str, Any]], None]  # kind ("event", "status", "summary"), camera, data
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A camera as a worker runs it: its settings (real source) and its resolved profile."""
+
+    camera: CameraConfig
+    profile: Profile
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "camera": self.camera.model_dump(mode="json"),
+            "profile": self.profile.model_dump(mode="json"),
+        }
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> Assignment:
+        return cls(CameraConfig.model_validate(data["camera"]), Profile.model_validate(data["profile"]))
 
 
 class _PipeOutput:
@@ -43,86 +66,179 @@ class _PipeOutput:
     def __init__(self, connection: Connection, stop: threading.Event) -> None:
         self.connection = connection
         self.stop = stop
+        self._lock = threading.Lock()
 
     def publish(self, camera_id: str, frame: Any, pts_s: float) -> None:
-        self._send(("frame", camera_id, encode_jpeg(frame, JPEG_QUALITY), pts_s))
+        self.send(("frame", camera_id, encode_jpeg(frame, JPEG_QUALITY), pts_s))
 
     def publish_metadata(self, camera_id: str, data: dict[str, Any]) -> None:
-        self._send(("metadata", camera_id, data))
+        self.send(("metadata", camera_id, data))
 
-    def _send(self, message: tuple[Any, ...]) -> None:
+    def report(self, kind: str, camera_id: str, data: dict[str, Any]) -> None:
+        self.send((kind, camera_id, data))
+
+    def send(self, message: tuple[Any, ...]) -> None:
         if self.stop.is_set():
             return
         try:
-            self.connection.send(message)
+            with self._lock:
+                self.connection.send(message)
         except (BrokenPipeError, EOFError):  # the HTTP process is gone: nobody to serve, stop quietly
             self.stop.set()
 
 
 def _make_stream(
-    engine: EmbeddedEngine, camera: CameraConfig, width: int, height: int, fps: float
+    engine: EmbeddedEngine, assignment: Assignment, width: int, height: int, fps: float
 ) -> StreamAnonymizer:
+    camera = assignment.camera
     geometry = camera.geometry.to_geometry() if camera.geometry else None
-    context = CameraContext(resolve_profile(camera.profile), width, height, fps, geometry, camera.zones())
+    context = CameraContext(assignment.profile, width, height, fps, geometry, camera.zones())
     return engine.stream(context, name=camera.id)
 
 
+class _WorkerCameras:
+    """The worker process's side of the command pipe: start, change and stop cameras between batches."""
+
+    def __init__(
+        self,
+        worker: LiveWorker,
+        engine: EmbeddedEngine,
+        telemetry: Telemetry,
+        hls: HlsOutputs | None,
+    ) -> None:
+        self.worker = worker
+        self.engine = engine
+        self.telemetry = telemetry
+        self.hls = hls
+        self.ids = AnonymousIds()  # one key per worker run: ids do not survive a restart either
+        self.running: dict[str, Assignment] = {}
+
+    def start(self, assignment: Assignment) -> None:
+        camera = assignment.camera
+        if camera.id in self.running:
+            self.update(assignment)
+            return
+        live = LiveCamera(
+            camera.id,
+            LiveSource(camera.id, SourceSettings(camera.source, loop=camera.loop)),
+            partial(_make_stream, self.engine, assignment),
+            MetadataBuilder(camera.id, self.ids),
+        )
+        self.running[camera.id] = assignment
+        self.worker.add(live)
+        self.telemetry.started(live, {"profile": assignment.profile.name})
+
+    def update(self, assignment: Assignment) -> None:
+        camera, old = assignment.camera, self.running.get(assignment.camera.id)
+        if old is None:
+            self.start(assignment)
+            return
+        if (old.camera.source, old.camera.loop) != (camera.source, camera.loop):
+            self.stop(camera.id, "source changed")  # a new source is a new stream
+            self.start(assignment)
+            return
+        live = next(c for c in self.worker.cameras if c.camera_id == camera.id)
+        self.telemetry.harvest(live)
+        # The frame step is rebuilt on the next frame with the new profile and zones; the source runs on.
+        live.make_stream, live.stream = partial(_make_stream, self.engine, assignment), None
+        self.running[camera.id] = assignment
+        self.telemetry.send(
+            "event", camera.id, {"action": "stream_reconfigured", "profile": assignment.profile.name}
+        )
+
+    def stop(self, camera_id: str, reason: str) -> None:
+        live = self.worker.remove(camera_id)
+        self.running.pop(camera_id, None)
+        if live is not None:
+            self.telemetry.stopped(live, reason)
+        if self.hls is not None:
+            self.hls.close_camera(camera_id)
+
+    def apply(self, command: tuple[Any, ...]) -> None:
+        kind, *args = command
+        if kind == "start":
+            self.start(Assignment.from_payload(args[0]))
+        elif kind == "update":
+            self.update(Assignment.from_payload(args[0]))
+        elif kind == "stop":
+            self.stop(args[0], "camera removed")
+
+
 def worker_main(
-    cameras: list[dict[str, Any]], connection: Connection, mux: MuxSettings, hls_root: str | None = None
+    assignments: list[dict[str, Any]],
+    connection: Connection,
+    commands: Connection,
+    mux: MuxSettings,
+    hls_root: str | None = None,
+    summary_interval_s: float = 60.0,
 ) -> None:
     """The body of a worker process (spawned: it builds its own engine and sources)."""
     configure_logging("info")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
-    configs = [CameraConfig.model_validate(c) for c in cameras]
-    classes = sorted({c for cfg in configs for c in resolve_profile(cfg.profile).masked_classes})
-    engine = EmbeddedEngine(classes=classes)
-    ids = AnonymousIds()  # one key per worker run: ids do not survive a restart either
-    live = [
-        LiveCamera(
-            cfg.id,
-            LiveSource(cfg.id, SourceSettings(cfg.source, loop=cfg.loop)),
-            partial(_make_stream, engine, cfg),
-            MetadataBuilder(cfg.id, ids),
-        )
-        for cfg in configs
-    ]
+    # Every detector is loaded: a camera registered later may use any profile.
+    engine = EmbeddedEngine(classes=list(MASKABLE_CLASSES))
     pipe = _PipeOutput(connection, stop)
     hls = HlsOutputs(Path(hls_root)) if hls_root else None
+    worker = LiveWorker([], FanOut(pipe, hls) if hls else pipe, mux)
+    telemetry = Telemetry(pipe.report, summary_interval_s=summary_interval_s)
+    cameras = _WorkerCameras(worker, engine, telemetry, hls)
+    for payload in assignments:
+        cameras.start(Assignment.from_payload(payload))
+
+    def between_steps() -> None:
+        try:
+            while commands.poll():
+                cameras.apply(commands.recv())
+        except (EOFError, OSError):
+            stop.set()  # the supervisor is gone
+        telemetry.tick(worker.cameras)
+
     try:
-        LiveWorker(live, FanOut(pipe, hls) if hls else pipe, mux).run(stop)
+        worker.run(stop, between_steps)
     finally:
+        for camera_id in list(cameras.running):
+            cameras.stop(camera_id, "worker stopping")
         if hls is not None:
             hls.close()
 
 
 @dataclass
 class _Worker:
-    cameras: list[CameraConfig]
+    cameras: dict[str, Assignment] = field(default_factory=dict)
     process: Any = None  # multiprocessing.Process (spawn context)
+    commands: Connection | None = None
     restarts: int = 0
 
 
 class Supervisor:
-    """Starts the worker processes, forwards their frames to the outputs, restarts the ones that die."""
+    """Starts the worker processes, places cameras on them, forwards their frames to the outputs and
+    their telemetry to `report`, and restarts the ones that die."""
 
     def __init__(
         self,
-        cameras: list[CameraConfig],
         outputs: CameraOutputs,
         workers: int = 1,
         mux: MuxSettings | None = None,
         hls_root: Path | None = None,
+        report: Report | None = None,
+        summary_interval_s: float = 60.0,
+        camera_outputs: list[Any] | None = None,
     ) -> None:
-        count = max(1, min(workers, len(cameras)))
-        self.workers = [_Worker(cameras[i::count]) for i in range(count)]
+        self.workers = [_Worker() for _ in range(max(1, workers))]
         self.outputs = outputs
         self.mux = mux or MuxSettings()
         self.hls_root = str(hls_root) if hls_root is not None else None
+        self.report = report or (lambda kind, camera_id, data: None)
+        self.summary_interval_s = summary_interval_s
+        # Outputs that keep per-camera state (the RTSP server's mounts): told of cameras coming and going.
+        self.camera_outputs = camera_outputs or []
         self._context = multiprocessing.get_context("spawn")
+        self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._monitor = threading.Thread(target=self._watch, name="supervisor", daemon=True)
+        self._forwarders: list[threading.Thread] = []
 
     def start(self) -> Supervisor:
         for worker in self.workers:
@@ -133,16 +249,73 @@ class Supervisor:
     def pids(self) -> list[int]:
         return [w.process.pid for w in self.workers if w.process is not None]
 
+    def alive(self) -> bool:
+        """Every worker process runs (a dead one is being restarted)."""
+        return all(w.process is not None and w.process.is_alive() for w in self.workers)
+
+    def camera_ids(self) -> list[str]:
+        with self._lock:
+            return [camera_id for w in self.workers for camera_id in w.cameras]
+
+    # The data plane side of the camera registry (services.cameras.StreamControl).
+    def start_camera(self, camera: CameraConfig, profile: Profile) -> None:
+        with self._lock:
+            if self._worker_of(camera.id) is not None:
+                self.update_camera(camera, profile)
+                return
+            worker = min(self.workers, key=lambda w: len(w.cameras))
+            assignment = worker.cameras[camera.id] = Assignment(camera, profile)
+            self.outputs.register(camera.id)
+            for output in self.camera_outputs:
+                output.add_camera(camera.id)
+            self._command(worker, ("start", assignment.payload()))
+
+    def update_camera(self, camera: CameraConfig, profile: Profile) -> None:
+        with self._lock:
+            worker = self._worker_of(camera.id)
+            if worker is None:
+                self.start_camera(camera, profile)
+                return
+            assignment = worker.cameras[camera.id] = Assignment(camera, profile)
+            self._command(worker, ("update", assignment.payload()))
+
+    def stop_camera(self, camera_id: str) -> None:
+        with self._lock:
+            worker = self._worker_of(camera_id)
+            if worker is None:
+                return
+            del worker.cameras[camera_id]
+            self._command(worker, ("stop", camera_id))
+            for output in self.camera_outputs:
+                output.remove_camera(camera_id)
+            self.outputs.unregister(camera_id)
+
+    def _worker_of(self, camera_id: str) -> _Worker | None:
+        return next((w for w in self.workers if camera_id in w.cameras), None)
+
+    def _command(self, worker: _Worker, command: tuple[Any, ...]) -> None:
+        try:
+            if worker.commands is not None:
+                worker.commands.send(command)
+        except (BrokenPipeError, OSError):
+            pass  # the worker died: it is restarted with its cameras as they are now
+
     def _spawn(self, worker: _Worker) -> None:
         receiver, sender = self._context.Pipe(duplex=False)
-        payload = [c.model_dump(mode="json") for c in worker.cameras]
+        command_receiver, command_sender = self._context.Pipe(duplex=False)
+        payload = [a.payload() for a in worker.cameras.values()]
         process = self._context.Process(
-            target=worker_main, args=(payload, sender, self.mux, self.hls_root), daemon=True
+            target=worker_main,
+            args=(payload, sender, command_receiver, self.mux, self.hls_root, self.summary_interval_s),
+            daemon=True,
         )
         process.start()
         sender.close()  # the child holds the only sending end: its death ends our reads
-        worker.process = process
-        threading.Thread(target=self._forward, args=(receiver,), daemon=True).start()
+        command_receiver.close()
+        worker.process, worker.commands = process, command_sender
+        forwarder = threading.Thread(target=self._forward, args=(receiver,), daemon=True)
+        forwarder.start()
+        self._forwarders = [t for t in self._forwarders if t.is_alive()] + [forwarder]
 
     def _forward(self, receiver: Connection) -> None:
         while True:
@@ -151,24 +324,35 @@ class Supervisor:
             except (EOFError, OSError):
                 return
             if kind == "frame":
-                self.outputs.publish_encoded(camera_id, *payload)
-            else:
+                if camera_id in self.outputs.cameras():  # not a late frame of a removed camera
+                    self.outputs.publish_encoded(camera_id, *payload)
+            elif kind == "metadata":
                 self.outputs.publish_metadata(camera_id, *payload)
+            else:
+                self.report(kind, camera_id, payload[0])
 
     def _watch(self) -> None:
         while not self._stopping.wait(0.25):
             for worker in self.workers:
                 if worker.process is not None and not worker.process.is_alive():
-                    worker.restarts += 1
-                    log.error(
-                        "worker_died",
-                        exitcode=worker.process.exitcode,
-                        cameras=[c.id for c in worker.cameras],
-                        restarts=worker.restarts,
-                    )
-                    time.sleep(RESTART_DELAY_S)
-                    if not self._stopping.is_set():
-                        self._spawn(worker)
+                    self._restart(worker)
+
+    def _restart(self, worker: _Worker) -> None:
+        worker.restarts += 1
+        exitcode = worker.process.exitcode
+        with self._lock:
+            cameras = list(worker.cameras)
+        log.error("worker_died", exitcode=exitcode, cameras=cameras, restarts=worker.restarts)
+        for camera_id in cameras:
+            self.report(
+                "event",
+                camera_id,
+                {"action": "stream_failed", "state": "restarting", "error": f"worker exited with {exitcode}"},
+            )
+        time.sleep(RESTART_DELAY_S)
+        if not self._stopping.is_set():
+            with self._lock:
+                self._spawn(worker)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stopping.set()
@@ -180,3 +364,5 @@ class Supervisor:
                 worker.process.join(timeout_s)
                 if worker.process.is_alive():
                     worker.process.kill()
+        for forwarder in self._forwarders:  # the workers' last words (streams stopped) are reported
+            forwarder.join(timeout_s)

@@ -22,6 +22,8 @@ import av
 import numpy as np
 import structlog
 
+from ...core.urls import redact_in
+
 log = structlog.get_logger(__name__)
 
 
@@ -100,7 +102,8 @@ class LiveSource:
         self.log = log.bind(camera=self.camera_id)
 
     def start(self) -> LiveSource:
-        self._thread.start()
+        if self._thread.ident is None:  # once: a worker may be handed a source that already runs
+            self._thread.start()
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
@@ -143,17 +146,19 @@ class LiveSource:
                         return
             except (av.error.FFmpegError, SourceEnded, OSError) as exc:
                 self.stats.failures += 1
-                self.stats.last_error = str(exc)
+                self.stats.last_error = redact_in(str(exc), self.settings.url)
                 attempts += 1
                 if self.settings.max_attempts is not None and attempts >= self.settings.max_attempts:
                     self.state = SourceState.FAILED
-                    self.log.error("source_failed", error=str(exc), attempts=attempts)
+                    self.log.error("source_failed", error=self.stats.last_error, attempts=attempts)
                     return
                 self.state = SourceState.RECONNECTING
                 delay = backoff * (
                     0.5 + self.rng.random()
                 )  # jitter: cameras of one site do not retry in step
-                self.log.warning("source_reconnecting", error=str(exc), retry_in_s=round(delay, 2))
+                self.log.warning(
+                    "source_reconnecting", error=self.stats.last_error, retry_in_s=round(delay, 2)
+                )
                 self._stopping.wait(delay)
                 backoff = min(backoff * 2, self.settings.backoff_max_s)
 

@@ -22,6 +22,7 @@ from .sources import CapturedFrame, LiveSource
 
 LATENCY_WINDOW = 512  # frames kept for the latency percentiles
 DEFAULT_FPS = 25.0  # hold-over is counted in frames: the rate of a stream that does not declare one
+IDLE_RETURN_S = 0.1  # with no frames at all, hand control back this often (commands, telemetry)
 
 
 class FrameOutput(Protocol):
@@ -92,10 +93,23 @@ class LiveWorker:
         self.mux = mux or MuxSettings()
         self.shedder = LoadShedder()
 
+    def add(self, camera: LiveCamera) -> None:
+        self.cameras.append(camera)
+        camera.source.start()
+
+    def remove(self, camera_id: str) -> LiveCamera | None:
+        for camera in self.cameras:
+            if camera.camera_id == camera_id:
+                self.cameras.remove(camera)
+                camera.source.stop()
+                return camera
+        return None
+
     def _gather(self, stop: threading.Event) -> list[tuple[LiveCamera, list[CapturedFrame]]]:
         """Frames for one batch: up to batch_size, or what came within the push timeout of the first."""
         taken: dict[str, list[CapturedFrame]] = {c.camera_id: [] for c in self.cameras}
         count, deadline = 0, None
+        idle_until = time.monotonic() + IDLE_RETURN_S
         while count < self.mux.batch_size and not stop.is_set():
             for camera in self.cameras:
                 frames = camera.source.take(self.mux.batch_size - count)
@@ -103,7 +117,8 @@ class LiveWorker:
                 count += len(frames)
             if count and deadline is None:
                 deadline = time.monotonic() + self.mux.batched_push_timeout_s
-            if deadline is not None and time.monotonic() >= deadline:
+            now = time.monotonic()
+            if (deadline is not None and now >= deadline) or (deadline is None and now >= idle_until):
                 break
             if count < self.mux.batch_size:
                 time.sleep(0.002)
@@ -142,12 +157,15 @@ class LiveWorker:
             if camera.stream is not None:
                 camera.stream.shed_load(interval)
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, between_steps: Callable[[], None] | None = None) -> None:
+        """Batches until `stop`; `between_steps` runs after each (commands, telemetry)."""
         for camera in self.cameras:
             camera.source.start()
         try:
             while not stop.is_set():
                 self.step(stop)
+                if between_steps is not None:
+                    between_steps()
         finally:
             for camera in self.cameras:
                 camera.source.stop()
