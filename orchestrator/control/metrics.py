@@ -49,6 +49,15 @@ class DataPlaneCollector(Collector):
             if s.get("latency_p95_s") is not None:
                 latency.add_metric([camera], s["latency_p95_s"])
         yield latency
+        cadence = GaugeMetricFamily(
+            "cityveil_detect_interval",
+            "Frames between detections (load shedding raises it)",
+            labels=["camera"],
+        )
+        for camera, s in status.items():
+            if s.get("detect_interval") is not None:
+                cadence.add_metric([camera], s["detect_interval"])
+        yield cadence
         models = GaugeMetricFamily(
             "cityveil_model_info", "Model version serving each camera", labels=["camera", "model"]
         )

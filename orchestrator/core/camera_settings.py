@@ -19,6 +19,7 @@ from .profiles import DEFAULT_PROFILE, Strict, Zone, resolve_profile
 
 MAX_ZONES = 32
 MAX_ZONE_POINTS = 256
+ZONE_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
 Point = tuple[float, float]
 
@@ -32,22 +33,38 @@ class GeometrySettings(Strict):
         return CameraGeometry(self.height_m, self.tilt_deg, self.hfov_deg)
 
 
+def _check_polygon(zone: list[Point], what: str) -> None:
+    if not 3 <= len(zone) <= MAX_ZONE_POINTS:
+        raise ValueError(f"{what} needs 3 to {MAX_ZONE_POINTS} points, has {len(zone)}")
+    if any(not (0 <= x <= 1 and 0 <= y <= 1) for x, y in zone):
+        raise ValueError(f"{what} has a point outside 0..1 (coordinates are relative)")
+
+
 class CameraSettings(Strict):
     geometry: GeometrySettings | None = None
     privacy_zones: list[list[tuple[float, float]]] = Field(
         default_factory=list, max_length=MAX_ZONES, description="polygons, relative coordinates"
+    )
+    count_zones: dict[str, list[tuple[float, float]]] = Field(
+        default_factory=dict,
+        max_length=MAX_ZONES,
+        description="named polygons (relative coordinates) the metadata feed counts objects in",
     )
 
     @field_validator("privacy_zones")
     @classmethod
     def _zones_are_polygons(cls, zones: list[list[Point]]) -> list[list[Point]]:
         for number, zone in enumerate(zones, 1):
-            if not 3 <= len(zone) <= MAX_ZONE_POINTS:
-                raise ValueError(
-                    f"privacy zone {number} needs 3 to {MAX_ZONE_POINTS} points, has {len(zone)}"
-                )
-            if any(not (0 <= x <= 1 and 0 <= y <= 1) for x, y in zone):
-                raise ValueError(f"privacy zone {number} has a point outside 0..1 (coordinates are relative)")
+            _check_polygon(zone, f"privacy zone {number}")
+        return zones
+
+    @field_validator("count_zones")
+    @classmethod
+    def _count_zones_are_polygons(cls, zones: dict[str, list[Point]]) -> dict[str, list[Point]]:
+        for name, zone in zones.items():
+            if not ZONE_NAME.match(name):
+                raise ValueError(f"count zone name {name[:40]!r} must be 1 to 64 letters, digits, _ or -")
+            _check_polygon(zone, f"count zone {name!r}")
         return zones
 
     def zones(self) -> tuple[tuple[Point, ...], ...]:

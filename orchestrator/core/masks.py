@@ -143,11 +143,16 @@ def polygon_mask(polygon: np.ndarray, width: int, height: int, xp: Any = np) -> 
 
     Even-odd rule at pixel centres, one vectorised pass per edge (polygons are small; images are not).
     """
-    pts = np.asarray(polygon, dtype=np.float64) * [width, height]
     ys = xp.arange(height, dtype=xp.float64)[:, None] + 0.5
     xs = xp.arange(width, dtype=xp.float64)[None, :] + 0.5
-    inside = xp.zeros((height, width), dtype=bool)
-    for (xa, ya), (xb, yb) in zip(pts, np.roll(pts, -1, axis=0), strict=True):
+    pixels = np.asarray(polygon, dtype=np.float64) * [width, height]
+    return inside_polygon(xs, ys, pixels, xp)
+
+
+def inside_polygon(xs: Any, ys: Any, polygon: np.ndarray, xp: Any = np) -> Any:
+    """Even-odd rule for points (xs, ys broadcast together) against a polygon [P,2] in the same units."""
+    inside = xp.zeros(np.broadcast_shapes(xs.shape, ys.shape), dtype=bool)
+    for (xa, ya), (xb, yb) in zip(polygon, np.roll(polygon, -1, axis=0), strict=True):
         if ya == yb:
             continue
         crosses_row = (ya > ys) != (yb > ys)

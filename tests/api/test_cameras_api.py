@@ -79,6 +79,8 @@ def test_credentials_are_encrypted_at_rest_and_never_returned(
         ({"privacy_zones": [[[0, 0], [1, 1]]]}, "3 to 256 points"),
         ({"privacy_zones": [[[0, 0], [0.5, 0], [0.5, 0.5]] * 100]}, "3 to 256 points"),
         ({"privacy_zones": [[[0, 0], [2, 0], [0, 1]]]}, "outside 0..1"),
+        ({"count_zones": {"bad name!": [[0, 0], [1, 0], [1, 1]]}}, "count zone name"),
+        ({"count_zones": {"lane": [[0, 0], [1, 0]]}}, "3 to 256 points"),
         ({"colour": "red"}, "Extra inputs are not permitted"),
         ({"id": "bad id!"}, "should match pattern"),
         ({"profile": "/etc/passwd.yaml"}, "unknown profile"),

@@ -82,6 +82,7 @@ def test_metrics_show_the_latest_status(client: TestClient, services: Services, 
             "detections": {"face": 40},
             "masks": {"face": 80},
             "models": {"face": "face_centerface v1 int8"},
+            "detect_interval": 3,
         },
     )
     body = client.get("/metrics", headers=as_role["auditor"]).text
@@ -91,6 +92,7 @@ def test_metrics_show_the_latest_status(client: TestClient, services: Services, 
         'cityveil_frames_failed_total{camera="door"} 1.0',
         'cityveil_masks_total{camera="door",cls="face"} 80.0',
         'cityveil_latency_p95_seconds{camera="door"} 0.12',
+        'cityveil_detect_interval{camera="door"} 3.0',
         'cityveil_model_info{camera="door",model="face=face_centerface v1 int8"} 1.0',
     ):
         assert line in body, line

@@ -50,6 +50,9 @@ def test_rest_registration_runs_streams_live_and_audits_them(still_face: Path, t
             "POST", "/v1/cameras", admin, {"id": "door", "source": f"file://{still_face}", "loop": True}
         )
         assert status == 201, body
+        # A camera whose password must never show up, behind an address nothing answers on.
+        secret_camera = {"id": "yard", "source": "rtsp://admin:hunter2secret@127.0.0.1:9/live"}
+        assert server.request("POST", "/v1/cameras", admin, secret_camera)[0] == 201
 
         def snapshot() -> np.ndarray | None:
             status, raw = server.request("GET", "/v1/cameras/door/snapshot.jpg", admin)
@@ -70,6 +73,9 @@ def test_rest_registration_runs_streams_live_and_audits_them(still_face: Path, t
         assert wait_for(
             lambda: server.request("GET", "/v1/audit?action=processing_summary", admin)[1]["entries"], 30
         )
+        assert wait_for(
+            lambda: server.request("GET", "/v1/audit?action=stream_failed", admin)[1]["entries"], 30
+        )
         metrics = server.request("GET", "/metrics", admin)[1].decode()
         assert (
             'cityveil_streams{state="live"} 1.0' in metrics
@@ -85,10 +91,14 @@ def test_rest_registration_runs_streams_live_and_audits_them(still_face: Path, t
     finally:
         output = server.stop()
     assert "Traceback" not in output
+    assert "yard" in output and "hunter2secret" not in output, (
+        "the failing camera is logged, its password never"
+    )
     verdict = cli(data, "audit", "verify")
     assert verdict.returncode == 0, verdict.stdout + verdict.stderr
     export = tmp_path / "audit.jsonl"
     assert cli(data, "audit", "export", str(export)).returncode == 0
+    assert "hunter2secret" not in export.read_text()
     actions = {line.split('"action": "')[1].split('"')[0] for line in export.read_text().splitlines()[:-1]}
     for expected in (
         "key_created",

@@ -39,3 +39,17 @@ def test_events_carry_relative_boxes_speed_direction_and_counts_but_no_pixels() 
     assert obj["speed_px_s"] == 100.0 and obj["direction_deg"] == 0.0
     assert second["counts"] == {"face": 1}
     assert set(obj) == {"id", "class", "box", "speed_px_s", "direction_deg"}
+    assert "zone_counts" not in second, "no count zones configured, no zone counts"
+
+
+def test_objects_are_counted_in_the_zones_their_centres_are_in() -> None:
+    zones = {
+        "left": [(0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)],
+        "door": [(0.6, 0.0), (1.0, 0.0), (1.0, 1.0)],
+    }
+    feed = MetadataBuilder("gate", AnonymousIds(secret=b"k" * 32), zones)
+    both = Detections.concat([tracked(100, 1), tracked(120, 2), tracked(350, 3)])
+    event = feed.frame(1.0, both, width=400, height=200)
+    # Centres at x = 110, 130 (left half) and 360 (0.9 across, 0.25 down: above the door triangle's diagonal).
+    assert event["zone_counts"] == {"left": {"face": 2}, "door": {"face": 1}}
+    assert event["counts"] == {"face": 3}

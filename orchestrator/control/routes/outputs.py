@@ -15,6 +15,7 @@ from ..auth import requires
 from ..schemas import CameraId, Problem
 
 NO_STORE = {"Cache-Control": "no-store"}
+RETRY = {"Retry-After": "2"}
 
 
 def output_routes(services: Services, outputs: CameraOutputs, hls_root: Path | None) -> APIRouter:
@@ -55,12 +56,20 @@ def output_routes(services: Services, outputs: CameraOutputs, hls_root: Path | N
     @router.get(
         "/hls/{name}",
         response_class=FileResponse,
-        responses={200: {"content": {"application/vnd.apple.mpegurl": {}, "video/mp2t": {}}}},
+        responses={
+            200: {"content": {"application/vnd.apple.mpegurl": {}, "video/mp2t": {}}},
+            503: {"model": Problem, "description": "the rendition is starting (it runs while requested)"},
+        },
     )
     def hls(camera_id: CameraId, name: str, who: Viewer) -> FileResponse:
         """The live HLS playlist (`index.m3u8`) and its segments."""
         opened(camera_id, who, "hls", name)
+        outputs.hls_requested(camera_id)  # the rendition runs while it is being requested
         path = hls_root / camera_id / name if hls_root is not None and servable(name) else None
+        if path is not None and name == PLAYLIST and not path.is_file():
+            raise HTTPException(
+                503, f"the HLS rendition of camera {camera_id!r} is starting; retry in a few seconds", RETRY
+            )
         if path is None or not path.is_file():
             raise HTTPException(404, f"no HLS file {name!r} for camera {camera_id!r}")
         kind = "application/vnd.apple.mpegurl" if name == PLAYLIST else "video/mp2t"

@@ -13,6 +13,8 @@ from typing import Any
 import av
 import numpy as np
 
+from .outputs import DemandGate
+
 SEGMENT_S = 2
 GOP_FPS = 15.0  # spaces keyframes about a segment apart; the frames' own timestamps set the timing
 PLAYLIST_SEGMENTS = 5
@@ -63,13 +65,18 @@ class HlsWriter:
 
 
 class HlsOutputs:
-    """HLS writers of every camera of a worker, created on each camera's first frame."""
+    """HLS writers of every camera of a worker, created on each camera's first frame (with a gate: first
+    frame since its rendition was requested) and closed when the requests stop."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, gate: DemandGate | None = None) -> None:
         self.root = root
+        self.gate = gate
         self._writers: dict[str, HlsWriter] = {}
 
     def publish(self, camera_id: str, frame: np.ndarray, pts_s: float) -> None:
+        if self.gate is not None and not self.gate.wants_hls(camera_id):
+            self.close_camera(camera_id)
+            return
         writer = self._writers.get(camera_id)
         if writer is None:
             h, w = frame.shape[:2]

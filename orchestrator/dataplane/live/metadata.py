@@ -10,10 +10,13 @@ import hmac
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from ...core.detections import Detections, ObjectClass
+from ...core.masks import inside_polygon
 
 FORGET_AFTER_S = 5.0  # a track unseen this long is forgotten (its last position is no longer needed)
 
@@ -32,11 +35,20 @@ class AnonymousIds:
 
 
 class MetadataBuilder:
-    """One camera's feed: positions relative to the frame, speed and direction from the last sighting."""
+    """One camera's feed: positions relative to the frame, speed and direction from the last sighting,
+    counts per class in the whole frame and in each named count zone (by the object's centre)."""
 
-    def __init__(self, camera_id: str, ids: AnonymousIds) -> None:
+    def __init__(
+        self,
+        camera_id: str,
+        ids: AnonymousIds,
+        count_zones: Mapping[str, Sequence[tuple[float, float]]] | None = None,
+    ) -> None:
         self.camera_id = camera_id
         self.ids = ids
+        self.count_zones = {
+            name: np.asarray(polygon, dtype=np.float64) for name, polygon in (count_zones or {}).items()
+        }
         self._last: dict[int, tuple[float, float, float]] = {}  # track -> (pts, x, y) of its centre
 
     def frame(self, pts_s: float, tracked: Detections, width: int, height: int) -> dict[str, Any]:
@@ -67,5 +79,24 @@ class MetadataBuilder:
                 }
             )
         self._last = {t: v for t, v in self._last.items() if pts_s - v[0] <= FORGET_AFTER_S}
-        counts = tracked.counts_by_class()
-        return {"camera": self.camera_id, "pts": round(pts_s, 3), "objects": objects, "counts": counts}
+        feed = {
+            "camera": self.camera_id,
+            "pts": round(pts_s, 3),
+            "objects": objects,
+            "counts": tracked.counts_by_class(),
+        }
+        if self.count_zones:
+            feed["zone_counts"] = self._zone_counts(tracked, width, height)
+        return feed
+
+    def _zone_counts(self, tracked: Detections, width: int, height: int) -> dict[str, dict[str, int]]:
+        boxes = tracked.boxes.astype(np.float64)
+        xs, ys = (boxes[:, 0] + boxes[:, 2]) / (2 * width), (boxes[:, 1] + boxes[:, 3]) / (2 * height)
+        counts = {}
+        for name, polygon in self.count_zones.items():
+            inside = inside_polygon(xs, ys, polygon)
+            classes, numbers = np.unique(tracked.classes[inside], return_counts=True)
+            counts[name] = {
+                ObjectClass(c).name.lower(): int(n) for c, n in zip(classes, numbers, strict=True)
+            }
+        return counts

@@ -2,6 +2,10 @@
 
 Snapshot readers take the newest JPEG; MJPEG clients wait for each new one. Nothing here ever sees a
 frame that the frame step did not mask.
+
+Encoding costs more than anything but detection, so it follows demand: a camera's frames are encoded
+for streaming only while someone follows them (MJPEG, RTSP), and its HLS rendition is written only while
+it is being requested; otherwise a snapshot is refreshed about once a second.
 """
 
 from __future__ import annotations
@@ -9,7 +13,9 @@ from __future__ import annotations
 import io
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -18,6 +24,8 @@ import numpy as np
 from PIL import Image
 
 MJPEG_BOUNDARY = "cityveil-frame"
+SNAPSHOT_INTERVAL_S = 1.0  # how stale a snapshot may be while nobody streams the camera
+HLS_IDLE_S = 60.0  # an HLS rendition stops this long after its last request
 
 
 def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
@@ -31,6 +39,12 @@ class EncodedFrame:
     sequence: int
     jpeg: bytes
     pts_s: float
+
+
+@dataclass(frozen=True)
+class Demand:
+    streaming: frozenset[str]  # cameras someone follows frame by frame
+    hls: frozenset[str]  # cameras whose HLS rendition was requested lately
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,8 @@ class CameraOutputs:
         self._metadata: dict[str, MetadataEvent] = {}
         self._known: set[str] = set()
         self._changed = threading.Condition()
+        self._followers: Counter[str] = Counter()
+        self._hls_requested: dict[str, float] = {}
 
     def register(self, camera_id: str) -> None:
         with self._changed:
@@ -90,8 +106,26 @@ class CameraOutputs:
             return self._frames.get(camera_id)
 
     def follow(self, camera_id: str, wait_s: float = 1.0) -> Iterator[EncodedFrame | None]:
-        """Each new frame of a camera as it is published; None after `wait_s` without one (a heartbeat)."""
-        return self._follow(self._frames, camera_id, wait_s)
+        """Each new frame of a camera as it is published; None after `wait_s` without one (a heartbeat).
+        While the iterator runs, the camera's frames are in demand."""
+        with self._changed:
+            self._followers[camera_id] += 1
+        try:
+            yield from self._follow(self._frames, camera_id, wait_s)
+        finally:
+            with self._changed:
+                self._followers[camera_id] -= 1
+
+    def hls_requested(self, camera_id: str) -> None:
+        with self._changed:
+            self._hls_requested[camera_id] = time.monotonic()
+
+    def demand(self) -> Demand:
+        now = time.monotonic()
+        with self._changed:
+            streaming = frozenset(c for c, n in self._followers.items() if n > 0)
+            hls = frozenset(c for c, t in self._hls_requested.items() if now - t < HLS_IDLE_S)
+        return Demand(streaming, hls)
 
     def follow_metadata(self, camera_id: str, wait_s: float = 1.0) -> Iterator[MetadataEvent | None]:
         return self._follow(self._metadata, camera_id, wait_s)
@@ -118,6 +152,28 @@ class CameraOutputs:
                 continue
             seen = item.sequence
             yield item
+
+
+class DemandGate:
+    """A worker's view of the demand the server process reports: which frames are worth encoding."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.demand = Demand(frozenset(), frozenset())
+        self.clock = clock
+        self._last_snapshot: dict[str, float] = {}
+
+    def wants_jpeg(self, camera_id: str) -> bool:
+        now = self.clock()
+        if (
+            camera_id in self.demand.streaming
+            or now - self._last_snapshot.get(camera_id, -1e9) >= SNAPSHOT_INTERVAL_S
+        ):
+            self._last_snapshot[camera_id] = now
+            return True
+        return False
+
+    def wants_hls(self, camera_id: str) -> bool:
+        return camera_id in self.demand.hls
 
 
 class FanOut:
