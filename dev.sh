@@ -9,10 +9,11 @@ VENV=${CITYVEIL_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 # Debian packages the tests need: GStreamer's RTSP server and plugins (x264enc is in -ugly, h264parse in
 # -bad) and what PyGObject (the `rtsp` extra) builds against.
-# PostgreSQL: the store's tests run against it as well as SQLite.
+# PostgreSQL: the store's tests run against it as well as SQLite. g++: the GPU mask kernels' tests compile
+# their CUDA source for the host where there is no GPU.
 TEST_PACKAGES=(gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad libgirepository1.0-dev libcairo2-dev pkg-config gcc
-    python3-dev postgresql)
+    python3-dev postgresql g++)
 
 ensure_debian_packages() {
     local missing=() package
@@ -71,6 +72,19 @@ ensure_venv() {
     "$VENV/bin/cityveil" models pull >/dev/null
 }
 
+# The CPU Triton server of nvidia-pytriton pins numpy<2, so it gets its own environment; the package is
+# installed there too, because the python-backend models import orchestrator and ONNX Runtime from it.
+ensure_triton_env() {
+    local env=${CITYVEIL_TRITON_ENV:-.venv-triton}
+    [ -x "$env/bin/python" ] || "$PYTHON" -m venv "$env"
+    local stamp="$env/.cityveil-installed" want
+    want="$(sha256sum pyproject.toml | cut -c1-16)"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        "$env/bin/python" -m pip install -q --disable-pip-version-check -e ".[triton-server]"
+        echo "$want" >"$stamp"
+    fi
+}
+
 case "${1:-}" in
     demo)
         ensure_venv ""
@@ -80,6 +94,8 @@ case "${1:-}" in
         ensure_debian_packages "${TEST_PACKAGES[@]}"
         ensure_postgres
         ensure_venv "[dev]"
+        ensure_triton_env
+        export CITYVEIL_REQUIRE_TRITON=1 # the Triton tests must run here, not skip
         # The RTSP tests skip where GStreamer is missing; here it was just installed, so that is an error.
         "$VENV/bin/python" -c 'import sys; from orchestrator.dataplane.live.rtsp import rtsp_unavailable_reason as why; sys.exit(why())'
         "$VENV/bin/ruff" check .

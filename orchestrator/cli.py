@@ -37,6 +37,16 @@ def _runtime(args: argparse.Namespace) -> RuntimeOptions:
     return RuntimeOptions(device=args.device, precision=args.precision)
 
 
+def _inference(args: argparse.Namespace) -> Any:
+    """None (embedded ONNX Runtime) or the Triton backend's options, from --inference."""
+    from .inference.triton_options import parse_inference
+
+    try:
+        return parse_inference(args.inference)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_anonymize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -46,6 +56,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     from .dataplane.embedded import EmbeddedEngine
 
     profile = _profile(args)
+    triton = _inference(args)
     camera = load_camera_file(Path(args.camera)) if args.camera else None
     report_file = Path(args.report) if args.report else None
     if report_file is not None:
@@ -59,9 +70,12 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if not items:
         raise UsageError("no image or video files found in the inputs")
-    engine = EmbeddedEngine(options=_runtime(args), classes=profile.masked_classes)
-    with tqdm(total=count_frames(items), unit="frame", disable=args.quiet or None) as bar:
-        report = run_job(items, engine, profile, camera, bar.update)
+    engine = EmbeddedEngine(options=_runtime(args), classes=profile.masked_classes, triton=triton)
+    try:
+        with tqdm(total=count_frames(items), unit="frame", disable=args.quiet or None) as bar:
+            report = run_job(items, engine, profile, camera, bar.update)
+    finally:
+        engine.close()
     if report_file is not None:
         with atomic_output(report_file) as tmp:
             tmp.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
@@ -183,9 +197,12 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .inference.fetch import pull_model
     from .inference.repository import ModelRepository
 
+    if args.action in ("add", "activate", "rollback") or args.server:
+        return _models_api(args)
     try:
         repository = ModelRepository(Path(args.repository) if args.repository else None)
-        names = args.names or repository.names()
+        # By default the models with weights to pull (the ensemble and its python steps have none).
+        names = args.names or [n for n in repository.names() if repository.model(n).source is not None]
         for name in names:
             spec = repository.model(name)
             if args.action == "pull":
@@ -198,6 +215,71 @@ def cmd_models(args: argparse.Namespace) -> int:
     except (FetchError, RepositoryError) as exc:
         raise UsageError(str(exc)) from None
     return 0
+
+
+def _models_api(args: argparse.Namespace) -> int:
+    """Model versions through the server's API: the server validates, swaps and audits."""
+    import os
+
+    from .models_client import ApiError, ModelsApi, describe
+
+    server = args.server or os.environ.get("CITYVEIL_SERVER")
+    key = args.key or os.environ.get("CITYVEIL_API_KEY")
+    if not server or not key:
+        raise UsageError(
+            f"models {args.action} needs --server URL and --key KEY (or CITYVEIL_SERVER, CITYVEIL_API_KEY)"
+        )
+    expected = {"list": 0, "add": 2, "activate": 2, "rollback": 1}[args.action]
+    if len(args.names) != expected:
+        usage = {"list": "", "add": " MODEL FILE.onnx", "activate": " MODEL VERSION", "rollback": " MODEL"}
+        raise UsageError(f"usage: cityveil models {args.action}{usage[args.action]} --server URL --key KEY")
+    api = ModelsApi(server, key)
+    try:
+        if args.action == "list":
+            print("\n".join(describe(m) for m in api.list()))
+        elif args.action == "add":
+            name, file = args.names
+            if not Path(file).is_file():
+                raise UsageError(f"no ONNX file at {file}")
+            added = api.add(name, Path(file).read_bytes())
+            print(
+                f"{name}: version {added['version']} added ({added['validation']['reason']}); not serving yet"
+            )
+        elif args.action == "activate":
+            name, version = args.names
+            if not version.isdigit():
+                raise UsageError(f"the version must be a number, not {version!r}")
+            print(describe(api.activate(name, int(version))))
+        else:
+            print(describe(api.rollback(args.names[0])))
+    except ApiError as exc:
+        if 400 <= exc.status < 500 and exc.status not in (401, 403, 409):
+            raise UsageError(str(exc)) from None
+        print(f"cityveil: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_triton(args: argparse.Namespace) -> int:
+    """A CPU Triton server over the model repository, in the foreground until Ctrl-C or SIGTERM."""
+    import signal
+
+    from .inference.triton_server import TritonServer, TritonUnavailable
+
+    try:
+        server = TritonServer(
+            Path(args.repository) if args.repository else None, grpc_port=args.grpc_port, log_file=None
+        )
+        # SIGTERM as Ctrl-C: leaving the `with` stops the server (its models unloaded, stubs ended).
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        with server:
+            print(f"Triton serving {server.repository} at triton://{server.url}; Ctrl-C stops it", flush=True)
+            status = server.wait()
+        print(f"cityveil: tritonserver exited with status {status}", file=sys.stderr)
+        return 1
+    except TritonUnavailable as exc:
+        print(f"cityveil: {exc}", file=sys.stderr)
+        return 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -232,6 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
     anonymize.add_argument("--image-format", default="png", choices=["png", "jpg"])
     anonymize.add_argument("--report", metavar="FILE", help="write a JSON report of what was masked")
     anonymize.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    anonymize.add_argument(
+        "--inference",
+        default="embedded",
+        metavar="BACKEND",
+        help="embedded (ONNX Runtime in process, the default) or triton://HOST:PORT",
+    )
     anonymize.set_defaults(func=cmd_anonymize)
 
     demo = sub.add_parser("demo", help="anonymize a generated sample clip and photo (a first run)")
@@ -281,11 +369,25 @@ def build_parser() -> argparse.ArgumentParser:
     audit.set_defaults(func=cmd_audit)
 
     models = sub.add_parser("models", help="the model repository")
-    models.add_argument("action", choices=["pull", "list"])
-    models.add_argument("names", nargs="*", help="models (default: all)")
+    models.add_argument("action", choices=["pull", "list", "add", "activate", "rollback"])
+    models.add_argument(
+        "names",
+        nargs="*",
+        help="pull, list: models (default: all); add: MODEL FILE; activate: MODEL VERSION; rollback: MODEL",
+    )
+    models.add_argument(
+        "--server", help="add, activate, rollback (and list): the server's URL (env CITYVEIL_SERVER)"
+    )
+    models.add_argument("--key", help="an ml_engineer API key (env CITYVEIL_API_KEY)")
     models.add_argument("--repository", help="model repository folder (default: triton_models/)")
     models.add_argument("--force", action="store_true", help="download and write again")
     models.set_defaults(func=cmd_models)
+
+    triton = sub.add_parser("triton", help="a CPU Triton server over the model repository (development)")
+    triton.add_argument("action", choices=["up"])
+    triton.add_argument("--grpc-port", type=int, help="default: a free port")
+    triton.add_argument("--repository", help="model repository folder (default: triton_models/)")
+    triton.set_defaults(func=cmd_triton)
     return parser
 
 

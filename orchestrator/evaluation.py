@@ -101,6 +101,14 @@ class MaskScore:
         return out
 
 
+def single_class_profile(profile: Profile, object_class: ObjectClass) -> Profile:
+    """The profile masking only `object_class`: what is scored is what that class's detector found."""
+    policy = profile.policy_for(object_class)
+    if policy is None:
+        raise EvalError(f"profile {profile.name} does not mask {object_class.name.lower()}")
+    return profile.model_copy(update={"classes": {object_class.name.lower(): policy}})
+
+
 def evaluate_set(
     set_dir: Path,
     cls: str,
@@ -110,10 +118,7 @@ def evaluate_set(
 ) -> dict[str, Any]:
     """Run the engine over the set's images (only `cls` masked, solid fill) and score the masks."""
     object_class = ObjectClass.parse(cls)
-    policy = profile.policy_for(object_class)
-    if policy is None:
-        raise EvalError(f"profile {profile.name} does not mask {cls}")
-    profile = profile.model_copy(update={"classes": {cls: policy}})
+    profile = single_class_profile(profile, object_class)
     records = gt_records(set_dir, cls)[:limit]
     if not records:
         raise EvalError(f"{set_dir}/gt.jsonl has no {cls} objects")

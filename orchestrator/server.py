@@ -18,6 +18,7 @@ from .core.camera_settings import load_cameras_file
 from .dataplane.live.outputs import CameraOutputs
 from .dataplane.live.processes import Supervisor
 from .dataplane.live.rtsp import RtspServer, rtsp_unavailable_reason
+from .inference.triton_options import parse_inference
 from .services.container import open_services
 from .settings import ServerSettings
 
@@ -50,6 +51,7 @@ def run_server(settings: ServerSettings, options: ServeOptions) -> None:
         hls_root=hls_root,
         summary_interval_s=settings.summary_interval_s,
         camera_outputs=camera_outputs,
+        triton=parse_inference(settings.inference),
     )
     services = open_services(settings, supervisor)
     supervisor.report = services.monitor.report

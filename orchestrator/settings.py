@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .inference.triton_options import parse_inference
+
 SECRET_FILE = "secret.key"
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "cityveil", "test"}
 MIN_SECRET_CHARS = 32
@@ -30,6 +32,26 @@ class ServerSettings(BaseSettings):
         description="keys the audit chain and encrypts source credentials; default: data_dir file",
     )
     summary_interval_s: float = Field(default=60.0, gt=0, le=3600, description="processing summaries")
+    inference: str = Field(
+        default="embedded",
+        description="embedded (ONNX Runtime in each worker) or triton://HOST:PORT (a Triton server)",
+    )
+
+    model_repository: Path | None = Field(
+        default=None, description="the Triton model repository; default: triton_models/ of the checkout"
+    )
+    model_recall_tolerance: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="how much lower a new model version's masked recall on the canary set may be",
+    )
+
+    @field_validator("inference")
+    @classmethod
+    def _inference_backend(cls, value: str) -> str:
+        parse_inference(value)  # a clear error at start, not in every worker
+        return value
 
     @field_validator("secret_key")
     @classmethod

@@ -27,3 +27,6 @@ class RecordingControl:
     def stop_camera(self, camera_id: str) -> None:
         self.calls.append(("stop", camera_id, None))
         self.outputs.unregister(camera_id)
+
+    def reload_models(self) -> None:
+        self.calls.append(("reload_models", "", None))

@@ -17,6 +17,7 @@ from .auth import requires
 from .metrics import metrics_registry
 from .routes.audit import audit_routes
 from .routes.cameras import RtspOutput, camera_routes
+from .routes.models import model_routes
 from .routes.outputs import output_routes
 from .routes.profiles import profile_routes
 from .schemas import ERRORS
@@ -74,6 +75,7 @@ def create_app(
         output_routes(services, outputs, hls_root),
         profile_routes(services),
         audit_routes(services),
+        model_routes(services),
     ]
     for router in routers:
         app.include_router(router, responses=ERRORS)

@@ -13,6 +13,7 @@ from ..core.profiles import Profile
 # Path and query parameters as strict as the stored fields: a bad one is a 422, never a database error.
 CameraId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
 ProfileName = Annotated[str, Path(pattern=r"^[a-z0-9_\-]{1,64}$")]
+ModelName = Annotated[str, Path(pattern=r"^[a-z0-9_]{1,64}$")]
 FilterText = Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00-\x1f]*$")]
 
 
@@ -59,3 +60,27 @@ class VerificationOut(BaseModel):
     entries: int
     first_bad_seq: int | None
     reason: str | None
+
+
+class ModelVersionOut(BaseModel):
+    version: int
+    serving: bool
+    server_state: str | None  # the inference server's (Triton: READY, UNAVAILABLE...); null: embedded
+    sha256: str | None  # uploads only; pulled versions carry their provenance.json
+    added_by: str | None
+    validation: dict[str, Any] | None
+
+
+class ModelOut(BaseModel):
+    name: str
+    serving_version: int
+    versions: list[ModelVersionOut]
+
+
+class VersionAdded(BaseModel):
+    name: str
+    version: int
+    sha256: str
+    added_by: str
+    added_at: str
+    validation: dict[str, Any]

@@ -75,6 +75,20 @@ class Detections:
         )
 
     @classmethod
+    def from_rows(cls, rows: np.ndarray) -> Detections:
+        """The Triton ensemble's DETECTIONS rows [..., 7] (frame index, x1, y1, x2, y2, score, class);
+        padding rows, with frame index -1, are left out."""
+        rows = np.asarray(rows, dtype=np.float32).reshape(-1, 7)
+        rows = rows[rows[:, 0] >= 0]
+        return cls(
+            boxes=np.ascontiguousarray(rows[:, 1:5]),
+            scores=rows[:, 5].copy(),
+            classes=rows[:, 6].astype(np.int32),
+            frame_index=rows[:, 0].astype(np.int32),
+            track_ids=np.full(len(rows), -1, dtype=np.int64),
+        )
+
+    @classmethod
     def concat(cls, parts: list[Detections]) -> Detections:
         parts = [p for p in parts if len(p)]
         if not parts:

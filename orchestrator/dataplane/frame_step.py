@@ -7,8 +7,9 @@ profile) and the event is counted. A frame leaves this step masked or not at all
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -18,9 +19,18 @@ from ..core.boxes import iou_matrix
 from ..core.decoders import batched_nms
 from ..core.detections import Detections, ObjectClass
 from ..core.masks import SOLID_COLOUR, mask_boxes, mask_region, polygon_mask
-from ..core.policy import CameraContext, FramePlan, SceneSignals, accept, decide_masks, plan_frame
+from ..core.policy import (
+    CameraContext,
+    FramePlan,
+    MaskDecisions,
+    SceneSignals,
+    accept,
+    decide_masks,
+    plan_frame,
+)
 from ..core.tracking import HoldoverTracker
-from ..inference.detectors import Detector
+from ..core.xp import array_module
+from ..inference.detectors import AsyncDetector, Detector
 
 log = structlog.get_logger(__name__)
 
@@ -107,6 +117,13 @@ def _newcomers(later: list[Detections | None], tracked: Detections) -> Detection
 
 # Per object class, per frame of a batch: the detections of each pass (fine, and coarse where planned).
 Found = dict[ObjectClass, list[list[Detections]]]
+# Paints a frame's box decisions. The default masks at once; the DeepStream probe collects the decisions of
+# a whole batch and masks them in one pass of GPU kernels.
+Painter = Callable[[Any, MaskDecisions], None]
+
+
+def paint_now(frame: Any, decisions: MaskDecisions) -> None:
+    mask_boxes(frame, decisions.bounds, decisions.style, decisions.strengths, decisions.object_sides)
 
 
 @dataclass(frozen=True)
@@ -133,11 +150,11 @@ def process_streams(batches: Sequence[tuple[StreamAnonymizer, list[np.ndarray]]]
             groups[(id(request.detector), request.scale, frames[0].shape)].append((k, request))
     found: list[Found] = [{} for _ in batches]
     failed: set[int] = set()
-    for members in groups.values():
-        images = [batches[k][1][i] for k, request in members for i in request.frames]
+    answers = [(members, _launch(batches, members)) for members in groups.values()]
+    for members, answer in answers:
         first = members[0][1]
         try:
-            result = first.detector.detect(images, first.scale, min(r.threshold for _, r in members))
+            result = answer()
         except Exception as exc:  # any failure of analysis: never let these frames out unmasked
             log.error("batch_detection_failed", error=repr(exc), detector=first.detector.label)
             failed.update(k for k, _ in members)
@@ -154,6 +171,19 @@ def process_streams(batches: Sequence[tuple[StreamAnonymizer, list[np.ndarray]]]
     ]
 
 
+def _launch(
+    batches: Sequence[tuple[StreamAnonymizer, list[np.ndarray]]], members: list[tuple[int, DetectionRequest]]
+) -> Callable[[], Detections]:
+    """One group's inference: sent at once where the detector can have requests in flight (Triton: every
+    group is out before the first answer is awaited), else run when its answer is asked for."""
+    images = [batches[k][1][i] for k, request in members for i in request.frames]
+    first = members[0][1]
+    threshold = min(r.threshold for _, r in members)
+    if isinstance(first.detector, AsyncDetector):
+        return first.detector.submit(images, first.scale, threshold)
+    return partial(first.detector.detect, images, first.scale, threshold)
+
+
 class StreamAnonymizer:
     """Per-stream state (tracker, crowd estimate, zone masks) around the shared frame step."""
 
@@ -164,8 +194,10 @@ class StreamAnonymizer:
         pixel_budget: float = 0.0,
         detect_interval: int = 1,
         name: str = "",
+        painter: Painter = paint_now,
     ) -> None:
         self.context = context
+        self.painter = painter
         self.detectors = {c: d for c, d in detectors.items() if c in context.profile.masked_classes}
         self.pixel_budget = pixel_budget
         self.detect_interval = detect_interval
@@ -290,8 +322,7 @@ class StreamAnonymizer:
         self, frame: np.ndarray, to_mask: Detections, current: Detections, analysed: bool
     ) -> FrameResult:
         h, w = frame.shape[:2]
-        decisions = decide_masks(to_mask, self.plan, w, h)
-        mask_boxes(frame, decisions.bounds, decisions.style, decisions.strengths, decisions.object_sides)
+        self.painter(frame, decide_masks(to_mask, self.plan, w, h))
         if self._zone_mask is not None:
             mask_region(frame, self._zone_mask, self.plan.style, 1.0)
         return FrameResult(
@@ -306,7 +337,9 @@ class StreamAnonymizer:
     def _fail_closed(self, frame: np.ndarray) -> FrameResult:
         if self.plan.on_failure == "drop":
             return FrameResult(image=None, analysed=False, failed=True, detections={}, masks={})
-        frame[...] = SOLID_COLOUR  # nothing that can fail: no detections, no styling
+        # Nothing that can fail: no detections, no styling. The frame may be a GPU surface (DeepStream).
+        xp = array_module(frame)
+        frame[...] = xp.asarray(SOLID_COLOUR, dtype=xp.uint8)
         return FrameResult(image=frame, analysed=False, failed=True, detections={}, masks={"frame": 1})
 
     def _record(self, result: FrameResult) -> FrameResult:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -11,8 +12,8 @@ from ..core.decoders import DBParams, decode_centerface, decode_db
 from ..core.detections import Detections, ObjectClass
 from ..core.policy import DetectorTraits
 from .onnx_backend import LoadedModel
-from .preprocess import centerface_input, db_input
-from .repository import RepositoryError
+from .preprocess import NetworkInput, centerface_input, db_input
+from .repository import ModelSpec, RepositoryError
 
 # config.pbtxt parameter: the smallest object (network-input pixels) the detector finds reliably, measured
 RELIABLE_MIN_PX = "cityveil_reliable_min_px"
@@ -32,36 +33,71 @@ class Detector(Protocol):
     def detect(self, frames: list[np.ndarray], scale: float, threshold: float) -> Detections: ...
 
 
-class _OnnxDetector:
-    object_class: ObjectClass
+@runtime_checkable
+class AsyncDetector(Detector, Protocol):
+    """A detector whose requests can be in flight together (Triton): `submit` sends one and returns the
+    wait for its answer, which raises what `detect` would."""
 
+    def submit(
+        self, frames: list[np.ndarray], scale: float, threshold: float
+    ) -> Callable[[], Detections]: ...
+
+
+def detector_traits(spec: ModelSpec, box_slack: float) -> DetectorTraits:
+    """What the adaptive policy needs to know of a detector, from its config.pbtxt parameters."""
+    min_px = spec.parameter(RELIABLE_MIN_PX)
+    if min_px is None:
+        raise RepositoryError(f"{spec.folder}/config.pbtxt lacks parameter {RELIABLE_MIN_PX}")
+    max_px = spec.parameter(RELIABLE_MAX_PX)
+    return DetectorTraits(
+        reliable_min_px=float(min_px),
+        box_slack=box_slack,
+        reliable_max_px=float(max_px) if max_px is not None else math.inf,
+    )
+
+
+class _OnnxDetector:
+    """A model family's pre-processing and decoding around one ONNX Runtime session. The Triton python
+    backend models call the same `prepare` and `decode`, so both backends find the same objects."""
+
+    object_class: ObjectClass
     box_slack: float
 
     def __init__(self, model: LoadedModel) -> None:
         self.model = model
-        min_px = model.spec.parameter(RELIABLE_MIN_PX)
-        if min_px is None:
-            raise RepositoryError(f"{model.spec.folder}/config.pbtxt lacks parameter {RELIABLE_MIN_PX}")
-        max_px = model.spec.parameter(RELIABLE_MAX_PX)
-        self.traits = DetectorTraits(
-            reliable_min_px=float(min_px),
-            box_slack=self.box_slack,
-            reliable_max_px=float(max_px) if max_px is not None else math.inf,
-        )
+        self.traits = detector_traits(model.spec, self.box_slack)
 
     @property
     def label(self) -> str:
         return self.model.label
 
+    @staticmethod
+    def prepare(frames: list[np.ndarray], scale: float) -> NetworkInput:
+        raise NotImplementedError
+
+    @classmethod
+    def decode(
+        cls, outputs: dict[str, np.ndarray], threshold: float, input_scale: tuple[float, float]
+    ) -> Detections:
+        raise NotImplementedError
+
+    def detect(self, frames: list[np.ndarray], scale: float, threshold: float) -> Detections:
+        blob, input_scale = self.prepare(frames, scale)
+        return self.decode(self.model.run(blob), threshold, input_scale)
+
 
 class CenterFaceDetector(_OnnxDetector):
     object_class = ObjectClass.FACE
     box_slack = 8.0  # centre and size each uncertain by one 4-pixel heatmap cell
+    prepare = staticmethod(centerface_input)
 
-    def detect(self, frames: list[np.ndarray], scale: float, threshold: float) -> Detections:
-        blob, input_scale = centerface_input(frames, scale)
-        out = self.model.run(blob)
-        return decode_centerface(out["heatmap"], out["scale"], out["offset"], threshold, input_scale)
+    @classmethod
+    def decode(
+        cls, outputs: dict[str, np.ndarray], threshold: float, input_scale: tuple[float, float]
+    ) -> Detections:
+        return decode_centerface(
+            outputs["heatmap"], outputs["scale"], outputs["offset"], threshold, input_scale
+        )
 
 
 class PlateTextDetector(_OnnxDetector):
@@ -76,11 +112,20 @@ class PlateTextDetector(_OnnxDetector):
     box_slack = 2.0  # DB maps are full resolution; the unclip distance is an estimate
     MIN_ASPECT = 1.2
     MAX_HEIGHT_SHARE = 0.25
+    prepare = staticmethod(db_input)
 
-    def detect(self, frames: list[np.ndarray], scale: float, threshold: float) -> Detections:
-        blob, input_scale = db_input(frames, scale)
-        out = self.model.run(blob)
+    @classmethod
+    def decode(
+        cls, outputs: dict[str, np.ndarray], threshold: float, input_scale: tuple[float, float]
+    ) -> Detections:
         params = DBParams(
-            box_threshold=threshold, min_aspect=self.MIN_ASPECT, max_height_share=self.MAX_HEIGHT_SHARE
+            box_threshold=threshold, min_aspect=cls.MIN_ASPECT, max_height_share=cls.MAX_HEIGHT_SHARE
         )
-        return decode_db(out["probability"], input_scale, params, ObjectClass.PLATE)
+        return decode_db(outputs["probability"], input_scale, params, ObjectClass.PLATE)
+
+
+# The model that finds each class, by folder name in the repository (also the ensemble's steps).
+MODELS: dict[ObjectClass, tuple[str, type[CenterFaceDetector] | type[PlateTextDetector]]] = {
+    ObjectClass.FACE: ("face_centerface", CenterFaceDetector),
+    ObjectClass.PLATE: ("plate_ppocr_det", PlateTextDetector),
+}

@@ -78,12 +78,14 @@ def verify_against_provenance(path: Path, int8: bool) -> None:
         raise RepositoryError(f"{path} is not what models pull wrote; run: cityveil models pull --force")
 
 
-def load_model(repository: ModelRepository, name: str, options: RuntimeOptions | None = None) -> LoadedModel:
-    """The serving version of a model; its pinned weights are pulled first if they are not there yet."""
+def load_model(
+    repository: ModelRepository, name: str, options: RuntimeOptions | None = None, version: int | None = None
+) -> LoadedModel:
+    """A version of a model (default: the serving one); its pinned weights are pulled first if missing."""
     spec = repository.model(name)
     if spec.source is not None:
         pull_model(spec)
-    version = spec.serving_version()
+    version = version if version is not None else spec.serving_version()
     options = options or RuntimeOptions()
     providers = choose_providers(options.device)
     # On the CPU, the int8 copy where there is one; GPUs run the float model (TensorRT picks precision).

@@ -6,12 +6,15 @@ from dataclasses import dataclass
 
 from sqlalchemy import text
 
+from ..inference.repository import ModelRepository
+from ..inference.triton_options import parse_inference
 from ..settings import ServerSettings
 from ..storage.database import Database
 from .audit import AuditLog
 from .cameras import CameraRegistry, StreamControl
 from .credentials import CredentialVault
 from .keys import KeyStore
+from .models import ModelControl, ModelManager, WorkerReload
 from .profiles import ProfileStore
 from .reports import ReportService
 from .streams import StreamMonitor
@@ -26,6 +29,7 @@ class Services:
     cameras: CameraRegistry
     monitor: StreamMonitor
     reports: ReportService
+    models: ModelManager
 
     def database_ok(self) -> bool:
         try:
@@ -37,6 +41,16 @@ class Services:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _model_control(settings: ServerSettings, workers: StreamControl) -> ModelControl:
+    """Triton's model control when the data plane infers through Triton, else the workers' reload."""
+    triton = parse_inference(settings.inference)
+    if triton is None:
+        return WorkerReload(workers)
+    from ..inference.triton_backend import TritonModelControl  # the `triton` extra
+
+    return TritonModelControl(triton.url)
 
 
 def open_services(settings: ServerSettings, control: StreamControl) -> Services:
@@ -54,4 +68,11 @@ def open_services(settings: ServerSettings, control: StreamControl) -> Services:
         cameras=CameraRegistry(db, audit, profiles, CredentialVault(secret), control),
         monitor=StreamMonitor(db, audit),
         reports=ReportService(db, audit),
+        models=ModelManager(
+            db,
+            audit,
+            ModelRepository(settings.model_repository),
+            _model_control(settings, control),
+            settings.model_recall_tolerance,
+        ),
     )

@@ -11,6 +11,7 @@ import pytest
 from databases import postgres_database
 from fakes import RecordingControl
 from fastapi.testclient import TestClient
+from model_repository import repository_copy
 
 from orchestrator.control.app import create_app
 from orchestrator.dataplane.live.outputs import CameraOutputs
@@ -21,11 +22,13 @@ from orchestrator.settings import ServerSettings
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerSettings]:
+    # Model uploads and activations change the repository: each test has its own copy.
+    models = repository_copy(tmp_path / "models")
     if request.param == "sqlite":
-        yield ServerSettings(data_dir=tmp_path / "data")
+        yield ServerSettings(data_dir=tmp_path / "data", model_repository=models)
     else:
         with postgres_database() as url:
-            yield ServerSettings(data_dir=tmp_path / "data", database_url=url)
+            yield ServerSettings(data_dir=tmp_path / "data", database_url=url, model_repository=models)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ supervisor restarts a worker that dies with the cameras it had; the other worker
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -24,12 +25,14 @@ import structlog
 from ...core.camera_settings import CameraConfig
 from ...core.policy import CameraContext
 from ...core.profiles import MASKABLE_CLASSES, Profile
+from ...inference.onnx_backend import RuntimeOptions
+from ...inference.triton_options import TritonOptions
 from ...logging_setup import configure_logging
 from ..embedded import EmbeddedEngine
 from ..frame_step import StreamAnonymizer
 from .hls import HlsOutputs
 from .metadata import AnonymousIds, MetadataBuilder
-from .outputs import CameraOutputs, FanOut, encode_jpeg
+from .outputs import CameraOutputs, Demand, DemandGate, FanOut, encode_jpeg
 from .sources import LiveSource, SourceSettings
 from .telemetry import Telemetry
 from .worker import LiveCamera, LiveWorker, MuxSettings
@@ -37,6 +40,7 @@ from .worker import LiveCamera, LiveWorker, MuxSettings
 log = structlog.get_logger(__name__)
 
 RESTART_DELAY_S = 1.0
+DEMAND_PERIOD_S = 0.25  # how soon a new viewer's camera starts being encoded
 JPEG_QUALITY = 80
 
 Report = Callable[[str, str, dict[str, Any]], None]  # kind ("event", "status", "summary"), camera, data
@@ -61,15 +65,17 @@ class Assignment:
 
 
 class _PipeOutput:
-    """Encode once in the worker; the HTTP process only forwards bytes."""
+    """Encode once in the worker (when the frame is in demand); the HTTP process only forwards bytes."""
 
-    def __init__(self, connection: Connection, stop: threading.Event) -> None:
+    def __init__(self, connection: Connection, stop: threading.Event, gate: DemandGate) -> None:
         self.connection = connection
         self.stop = stop
+        self.gate = gate
         self._lock = threading.Lock()
 
     def publish(self, camera_id: str, frame: Any, pts_s: float) -> None:
-        self.send(("frame", camera_id, encode_jpeg(frame, JPEG_QUALITY), pts_s))
+        if self.gate.wants_jpeg(camera_id):
+            self.send(("frame", camera_id, encode_jpeg(frame, JPEG_QUALITY), pts_s))
 
     def publish_metadata(self, camera_id: str, data: dict[str, Any]) -> None:
         self.send(("metadata", camera_id, data))
@@ -105,11 +111,13 @@ class _WorkerCameras:
         engine: EmbeddedEngine,
         telemetry: Telemetry,
         hls: HlsOutputs | None,
+        gate: DemandGate,
     ) -> None:
         self.worker = worker
         self.engine = engine
         self.telemetry = telemetry
         self.hls = hls
+        self.gate = gate
         self.ids = AnonymousIds()  # one key per worker run: ids do not survive a restart either
         self.running: dict[str, Assignment] = {}
 
@@ -122,7 +130,7 @@ class _WorkerCameras:
             camera.id,
             LiveSource(camera.id, SourceSettings(camera.source, loop=camera.loop)),
             partial(_make_stream, self.engine, assignment),
-            MetadataBuilder(camera.id, self.ids),
+            MetadataBuilder(camera.id, self.ids, camera.count_zones),
         )
         self.running[camera.id] = assignment
         self.worker.add(live)
@@ -141,10 +149,24 @@ class _WorkerCameras:
         self.telemetry.harvest(live)
         # The frame step is rebuilt on the next frame with the new profile and zones; the source runs on.
         live.make_stream, live.stream = partial(_make_stream, self.engine, assignment), None
+        live.metadata = MetadataBuilder(camera.id, self.ids, camera.count_zones)
         self.running[camera.id] = assignment
         self.telemetry.send(
             "event", camera.id, {"action": "stream_reconfigured", "profile": assignment.profile.name}
         )
+
+    def reload_models(self) -> None:
+        """A model version was activated: load it, then rebuild each camera's frame step on its next
+        frame (as a profile change does: it detects on that frame, so masking goes on without a gap)."""
+        try:
+            self.engine.reload()
+        except Exception as exc:  # the loaded versions keep serving; the activation was validated before
+            log.error("model_reload_failed", error=repr(exc))
+            return
+        for live in self.worker.cameras:
+            self.telemetry.harvest(live)
+            live.stream = None
+            self.telemetry.send("event", live.camera_id, {"action": "models_reloaded"})
 
     def stop(self, camera_id: str, reason: str) -> None:
         live = self.worker.remove(camera_id)
@@ -162,6 +184,10 @@ class _WorkerCameras:
             self.update(Assignment.from_payload(args[0]))
         elif kind == "stop":
             self.stop(args[0], "camera removed")
+        elif kind == "reload_models":
+            self.reload_models()
+        elif kind == "demand":
+            self.gate.demand = args[0]
 
 
 def worker_main(
@@ -171,6 +197,8 @@ def worker_main(
     mux: MuxSettings,
     hls_root: str | None = None,
     summary_interval_s: float = 60.0,
+    inference_threads: int | None = None,
+    triton: TritonOptions | None = None,
 ) -> None:
     """The body of a worker process (spawned: it builds its own engine and sources)."""
     configure_logging("info")
@@ -178,12 +206,15 @@ def worker_main(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     # Every detector is loaded: a camera registered later may use any profile.
-    engine = EmbeddedEngine(classes=list(MASKABLE_CLASSES))
-    pipe = _PipeOutput(connection, stop)
-    hls = HlsOutputs(Path(hls_root)) if hls_root else None
+    engine = EmbeddedEngine(
+        classes=list(MASKABLE_CLASSES), options=RuntimeOptions(threads=inference_threads), triton=triton
+    )
+    gate = DemandGate()
+    pipe = _PipeOutput(connection, stop, gate)
+    hls = HlsOutputs(Path(hls_root), gate) if hls_root else None
     worker = LiveWorker([], FanOut(pipe, hls) if hls else pipe, mux)
     telemetry = Telemetry(pipe.report, summary_interval_s=summary_interval_s)
-    cameras = _WorkerCameras(worker, engine, telemetry, hls)
+    cameras = _WorkerCameras(worker, engine, telemetry, hls, gate)
     for payload in assignments:
         cameras.start(Assignment.from_payload(payload))
 
@@ -202,6 +233,7 @@ def worker_main(
             cameras.stop(camera_id, "worker stopping")
         if hls is not None:
             hls.close()
+        engine.close()  # the Triton backend's shared-memory regions are unregistered and freed
 
 
 @dataclass
@@ -210,6 +242,7 @@ class _Worker:
     process: Any = None  # multiprocessing.Process (spawn context)
     commands: Connection | None = None
     restarts: int = 0
+    demand: Demand | None = None  # what the worker was last told
 
 
 class Supervisor:
@@ -225,8 +258,10 @@ class Supervisor:
         report: Report | None = None,
         summary_interval_s: float = 60.0,
         camera_outputs: list[Any] | None = None,
+        triton: TritonOptions | None = None,  # None: ONNX Runtime in each worker
     ) -> None:
         self.workers = [_Worker() for _ in range(max(1, workers))]
+        self.triton = triton
         self.outputs = outputs
         self.mux = mux or MuxSettings()
         self.hls_root = str(hls_root) if hls_root is not None else None
@@ -279,6 +314,12 @@ class Supervisor:
             assignment = worker.cameras[camera.id] = Assignment(camera, profile)
             self._command(worker, ("update", assignment.payload()))
 
+    def reload_models(self) -> None:
+        """Every worker loads the serving model versions again and rebuilds its streams' frame steps."""
+        with self._lock:
+            for worker in self.workers:
+                self._command(worker, ("reload_models",))
+
     def stop_camera(self, camera_id: str) -> None:
         with self._lock:
             worker = self._worker_of(camera_id)
@@ -306,13 +347,23 @@ class Supervisor:
         payload = [a.payload() for a in worker.cameras.values()]
         process = self._context.Process(
             target=worker_main,
-            args=(payload, sender, command_receiver, self.mux, self.hls_root, self.summary_interval_s),
+            args=(
+                payload,
+                sender,
+                command_receiver,
+                self.mux,
+                self.hls_root,
+                self.summary_interval_s,
+                # The workers share the cores: more inference threads than cores only contend.
+                max(1, (os.cpu_count() or 1) // len(self.workers)),
+                self.triton,
+            ),
             daemon=True,
         )
         process.start()
         sender.close()  # the child holds the only sending end: its death ends our reads
         command_receiver.close()
-        worker.process, worker.commands = process, command_sender
+        worker.process, worker.commands, worker.demand = process, command_sender, None
         forwarder = threading.Thread(target=self._forward, args=(receiver,), daemon=True)
         forwarder.start()
         self._forwarders = [t for t in self._forwarders if t.is_alive()] + [forwarder]
@@ -332,10 +383,22 @@ class Supervisor:
                 self.report(kind, camera_id, payload[0])
 
     def _watch(self) -> None:
-        while not self._stopping.wait(0.25):
+        while not self._stopping.wait(DEMAND_PERIOD_S):
             for worker in self.workers:
                 if worker.process is not None and not worker.process.is_alive():
                     self._restart(worker)
+            self._tell_demand()
+
+    def _tell_demand(self) -> None:
+        """Each worker learns which of its cameras have viewers (MJPEG, RTSP) or HLS requests."""
+        demand = self.outputs.demand()
+        with self._lock:
+            for worker in self.workers:
+                cameras = frozenset(worker.cameras)
+                mine = Demand(demand.streaming & cameras, demand.hls & cameras)
+                if mine != worker.demand:
+                    worker.demand = mine
+                    self._command(worker, ("demand", mine))
 
     def _restart(self, worker: _Worker) -> None:
         worker.restarts += 1

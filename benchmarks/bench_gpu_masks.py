@@ -1,0 +1,119 @@
+"""Throughput of the batched GPU mask kernels against the device's own copy bandwidth, and their parity with
+the NumPy masks, on a realistic DeepStream batch: 16 RGBA surfaces of 1920x1080 with a padded row pitch,
+30 faces of 24 to 200 px and 4 plates on each.
+
+Masking is memory-bound (a box is read once and written once), so the figure that matters is the bytes it
+moves per second as a share of what a plain device-to-device copy moves in the same run; the target is 70%.
+
+    .venv/bin/python benchmarks/bench_gpu_masks.py [--iterations 50] [--json gpu_masks.json]
+
+Needs CuPy and a CUDA GPU (`pip install 'cityveil[gpu]'`); without them it exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from orchestrator.core.gpu_masks import GPU_STYLES, PARITY_TOLERANCE, Surface, mask_surfaces
+from orchestrator.core.masks import MaskStyle, mask_boxes
+from orchestrator.core.xp import available_backends
+
+BATCH, WIDTH, HEIGHT, PITCH = 16, 1920, 1080, 8192  # DeepStream pads 1920x4 bytes to its pitch alignment
+FACES, PLATES = 30, 4
+TARGET = 0.70
+
+
+def batch_boxes(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Frame index, bounds, strengths and object sides of the objects of a whole batch."""
+    index, bounds = [], []
+    for k in range(BATCH):
+        for size in np.concatenate([rng.integers(24, 200, FACES), rng.integers(30, 60, PLATES)]):
+            x, y = int(rng.integers(0, WIDTH - size)), int(rng.integers(0, HEIGHT - size))
+            index.append(k)
+            bounds.append((x, y, x + int(size), y + int(size)))
+    bounds_arr = np.asarray(bounds, dtype=np.int64)
+    sides = (bounds_arr[:, 2] - bounds_arr[:, 0]).astype(np.float32)
+    return np.asarray(index), bounds_arr, rng.uniform(0, 1, len(bounds)).astype(np.float32), sides
+
+
+def timed(cupy: Any, run: Any, iterations: int) -> float:
+    """Seconds per call, measured with CUDA events after a warm-up."""
+    run()
+    start, end = cupy.cuda.Event(), cupy.cuda.Event()
+    start.record()
+    for _ in range(iterations):
+        run()
+    end.record()
+    end.synchronize()
+    return cupy.cuda.get_elapsed_time(start, end) / 1000 / iterations
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--iterations", type=int, default=50)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    gpu = [b for b in available_backends() if b is not np]
+    if not gpu:
+        print(
+            "bench_gpu_masks: CuPy with a CUDA GPU is not available here; nothing was measured.",
+            file=sys.stderr,
+        )
+        return 2
+    cupy = gpu[0]
+    rng = np.random.default_rng(0)
+    host = rng.integers(0, 256, size=(BATCH, HEIGHT, PITCH), dtype=np.uint8)
+    device = cupy.asarray(host)
+    views = [device[k, :, : WIDTH * 4].reshape(HEIGHT, WIDTH, 4) for k in range(BATCH)]
+    surfaces = [Surface.rgba(v) for v in views]
+    index, bounds, strengths, sides = batch_boxes(rng)
+    area = int(((bounds[:, 2] - bounds[:, 0]) * (bounds[:, 3] - bounds[:, 1])).sum())
+
+    scratch = cupy.empty_like(device)
+    copy_s = timed(cupy, lambda: scratch.__setitem__(Ellipsis, device), args.iterations)
+    copy_bandwidth = 2 * device.nbytes / copy_s  # read + write
+    results: dict[str, Any] = {
+        "device": cupy.cuda.runtime.getDeviceProperties(0)["name"].decode(),
+        "batch": f"{BATCH} x {WIDTH}x{HEIGHT} RGBA, pitch {PITCH}",
+        "boxes": len(bounds),
+        "copy_bandwidth_gb_s": round(copy_bandwidth / 1e9, 1),
+        "styles": {},
+    }
+    for style in GPU_STYLES:
+        device[...] = cupy.asarray(host)
+        seconds = timed(
+            cupy, lambda s=style: mask_surfaces(surfaces, index, bounds, s, strengths, sides), args.iterations
+        )
+        moved = area * 4 * (1 if style is MaskStyle.SOLID else 2)  # solid only writes
+        device[...] = cupy.asarray(host)
+        mask_surfaces(surfaces, index, bounds, style, strengths, sides)
+        worst = 0
+        for k in range(BATCH):
+            expected = host[k, :, : WIDTH * 4].reshape(HEIGHT, WIDTH, 4).copy()
+            mine = index == k
+            mask_boxes(expected[:, :, :3], bounds[mine], style, strengths[mine], sides[mine])
+            got = cupy.asnumpy(views[k])
+            worst = max(worst, int(np.abs(got.astype(int) - expected.astype(int)).max()))
+        share = moved / seconds / copy_bandwidth
+        results["styles"][style.value] = {
+            "ms_per_batch": round(seconds * 1000, 3),
+            "bandwidth_gb_s": round(moved / seconds / 1e9, 1),
+            "share_of_copy": round(share, 2),
+            "meets_target": share >= TARGET,
+            "max_diff_vs_numpy": worst,
+            "parity": worst <= PARITY_TOLERANCE,
+        }
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""The Triton inference backend: detectors that call the `cityveil_detect` ensemble over gRPC.
+
+Requests are asynchronous with a bounded number in flight; frames go through system shared memory when
+the server is on this host. Every failure (a deadline passed, the server gone, a bad answer) raises inside
+`detect`, which the frame step turns into fail-closed frames.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from functools import partial
+from typing import Any
+
+import numpy as np
+import structlog
+import tritonclient.grpc as grpcclient
+import tritonclient.utils.shared_memory as shm
+
+from ..core.detections import Detections, ObjectClass
+from ..core.policy import DetectorTraits
+from .detectors import MODELS, detector_traits
+from .repository import ModelSpec
+from .triton_options import TritonOptions
+from .triton_server import ENSEMBLE
+
+log = structlog.get_logger(__name__)
+
+LABEL_REFRESH_S = 2.0
+
+
+class _Slot:
+    """One request's right to be in flight, with its shared-memory region for the frames (grown as needed).
+
+    After a failed request the server may still be reading the region (a client deadline does not stop
+    it), so the region is retired, never written again: another stream's frames must not replace these
+    frames under a running inference. The next request gets a fresh region.
+    """
+
+    def __init__(self, client: grpcclient.InferenceServerClient, name: str | None) -> None:
+        self.client = client
+        self.base = name
+        self.name = name
+        self.handle: Any = None
+        self.size = 0
+        self.generation = 0
+        self.retired: list[str] = []  # registered names the server may still use: unregistered at close
+
+    def images(self, batch: np.ndarray) -> grpcclient.InferInput:
+        tensor = grpcclient.InferInput("IMAGES", list(batch.shape), "UINT8")
+        if self.base is None:
+            tensor.set_data_from_numpy(batch)
+            return tensor
+        if batch.nbytes > self.size:
+            self.release()
+            self.name = f"{self.base}_{self.generation}"
+            self.generation += 1
+            self.handle = shm.create_shared_memory_region(self.name, f"/{self.name}", batch.nbytes)
+            self.client.register_system_shared_memory(self.name, f"/{self.name}", batch.nbytes)
+            self.size = batch.nbytes
+        shm.set_shared_memory_region(self.handle, [batch])
+        tensor.set_shared_memory(self.name, batch.nbytes)
+        return tensor
+
+    def retire(self) -> None:
+        """Stop using the region (the server keeps its own mapping while it still reads it)."""
+        if self.handle is not None:
+            self.retired.append(str(self.name))
+            shm.destroy_shared_memory_region(self.handle)
+            self.handle, self.size = None, 0
+
+    def release(self) -> None:
+        self.retire()
+        for name in self.retired:
+            try:
+                self.client.unregister_system_shared_memory(name)
+            except Exception as exc:  # still in use by a late request, or the server is gone: it frees it
+                log.warning("shared_memory_not_unregistered", region=name, error=str(exc))
+        self.retired.clear()
+
+
+def _scalar_input(name: str, value: float, batch: int) -> grpcclient.InferInput:
+    tensor = grpcclient.InferInput(name, [batch, 1], "FP32")
+    tensor.set_data_from_numpy(np.full((batch, 1), value, dtype=np.float32))
+    return tensor
+
+
+class TritonClient:
+    """One gRPC connection to the server, shared by the detectors of a process."""
+
+    def __init__(self, options: TritonOptions) -> None:
+        self.options = options
+        self.client = grpcclient.InferenceServerClient(options.url)
+        self._slots: queue.Queue[_Slot] = queue.Queue()
+        tag = f"cityveil_{threading.get_native_id()}_{id(self):x}"
+        for k in range(options.max_in_flight):
+            self._slots.put(_Slot(self.client, f"{tag}_{k}" if options.uses_shared_memory else None))
+
+    def served_version(self, model: str) -> str:
+        """The ready version of a model on the server (what the ensemble's step runs)."""
+        index = self.client.get_model_repository_index().models
+        ready = [int(m.version) for m in index if m.name == model and m.state == "READY"]
+        return str(max(ready)) if ready else "?"
+
+    def submit(
+        self, frames: list[np.ndarray], object_class: ObjectClass, scale: float, threshold: float
+    ) -> Callable[[], Detections]:
+        """Send one request (waiting only while `max_in_flight` are out); returns the wait for its answer,
+        which raises what went wrong: no free slot, the send, the deadline, the answer."""
+        future: Future[Detections] = Future()
+        try:
+            slot = self._slots.get(timeout=self.options.timeout_s)
+        except queue.Empty:
+            future.set_exception(TimeoutError(f"no inference slot free within {self.options.timeout_s}s"))
+        else:
+            self._send(slot, future, np.stack(frames), object_class, scale, threshold)
+        # The gRPC deadline ends the call; the margin only covers a callback that never comes.
+        return partial(future.result, self.options.timeout_s + 1.0)
+
+    def _send(
+        self,
+        slot: _Slot,
+        future: Future[Detections],
+        batch: np.ndarray,
+        object_class: ObjectClass,
+        scale: float,
+        threshold: float,
+    ) -> None:
+        def done(result: Any, error: Any) -> None:
+            if error is not None:
+                slot.retire()
+                self._slots.put(slot)
+                future.set_exception(error)
+                return
+            self._slots.put(slot)
+            try:
+                future.set_result(Detections.from_rows(result.as_numpy("DETECTIONS")))
+            except Exception as exc:  # a malformed answer fails closed like any other
+                future.set_exception(exc)
+
+        try:
+            inputs = [slot.images(batch)]
+            for other in MODELS:  # every class the ensemble serves: 0 skips the others
+                share = scale if other == object_class else 0.0
+                inputs.append(_scalar_input(f"{other.name}_SCALE", share, len(batch)))
+            inputs.append(_scalar_input(f"{object_class.name}_THRESHOLD", threshold, len(batch)))
+            self.client.async_infer(
+                ENSEMBLE,
+                inputs,
+                callback=done,
+                outputs=[grpcclient.InferRequestedOutput("DETECTIONS")],
+                client_timeout=self.options.timeout_s,
+            )
+        except Exception as exc:  # not sent: the slot is free again, its region retired to be safe
+            slot.retire()
+            self._slots.put(slot)
+            future.set_exception(exc)
+
+    def close(self) -> None:
+        while not self._slots.empty():
+            self._slots.get_nowait().release()
+        self.client.close()
+
+
+class TritonDetector:
+    """The Detector protocol over the ensemble, for one object class; traits from the local repository."""
+
+    def __init__(
+        self, client: TritonClient, object_class: ObjectClass, spec: ModelSpec, box_slack: float
+    ) -> None:
+        self.client = client
+        self.object_class = object_class
+        self.model = spec.name
+        self.traits: DetectorTraits = detector_traits(spec, box_slack)
+        self.version = client.served_version(spec.name)
+        self._checked = time.monotonic()
+
+    @property
+    def label(self) -> str:
+        """`model:version:triton`, the version asked of the server now and then: a hot swap shows up in
+        the stream status and metrics within LABEL_REFRESH_S."""
+        if time.monotonic() - self._checked > LABEL_REFRESH_S:
+            self._checked = time.monotonic()
+            try:
+                self.version = self.client.served_version(self.model)
+            except Exception as exc:  # the label is informative; inference reports its own failures
+                log.warning("served_version_unknown", model=self.model, error=str(exc))
+        return f"{self.model}:{self.version}:triton"
+
+    def submit(self, frames: list[np.ndarray], scale: float, threshold: float) -> Callable[[], Detections]:
+        return self.client.submit(frames, self.object_class, scale, threshold)
+
+    def detect(self, frames: list[np.ndarray], scale: float, threshold: float) -> Detections:
+        return self.submit(frames, scale, threshold)()
+
+
+class TritonModelControl:
+    """Triton's explicit model control, for the model manager's hot swaps."""
+
+    def __init__(self, url: str) -> None:
+        self.client = grpcclient.InferenceServerClient(url)
+
+    def load(self, name: str) -> None:
+        """(Re)load with the config on disk: the new version serves once ready, the old one drains."""
+        self.client.load_model(name)
+
+    def states(self) -> dict[tuple[str, int], str]:
+        index = self.client.get_model_repository_index().models
+        return {(m.name, int(m.version)): m.state for m in index if m.version}

@@ -1,0 +1,315 @@
+"""The probes on fake pyds metadata and NumPy surfaces (padded rows, as DeepStream's), with the GPU kernels
+compiled for the host: metadata walking, detections into object meta, masking, and failing closed."""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+from typing import Any
+
+import fake_deepstream as fake
+import numpy as np
+import pytest
+from host_kernels import HostKernels
+
+from orchestrator.core.detections import ObjectClass
+from orchestrator.core.masks import SOLID_COLOUR
+from orchestrator.core.policy import CameraContext
+from orchestrator.core.profiles import resolve_profile
+from orchestrator.core.xp import available_backends
+from orchestrator.dataplane.deepstream.meta import (
+    UNTRACKED_OBJECT_ID,
+    frame_detections,
+    frames,
+    objects,
+    tensor_output,
+)
+from orchestrator.dataplane.deepstream.pipeline import ensemble_detectors
+from orchestrator.dataplane.deepstream.probe import (
+    BatchPainter,
+    DetectionProbe,
+    FailedFrames,
+    MaskingProbe,
+    capsule_address,
+    map_rgba_surface,
+)
+from orchestrator.dataplane.frame_step import StreamAnonymizer
+from orchestrator.inference.repository import ModelRepository
+
+ROOT = Path(__file__).resolve().parents[2]
+H, W, PAD = 72, 128, 64
+FACE = int(ObjectClass.FACE)
+
+
+@pytest.fixture(scope="module")
+def kernels(tmp_path_factory: pytest.TempPathFactory) -> HostKernels:
+    try:
+        return HostKernels(tmp_path_factory.mktemp("kernels"))
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+
+
+class Streams:
+    """Source slot -> the camera's frame step (the pipeline's role)."""
+
+    def __init__(self, painter: BatchPainter, profiles: dict[int, str]) -> None:
+        detectors = ensemble_detectors(ModelRepository(ROOT / "triton_models"), "cityveil_detect")
+        self.streams = {
+            slot: StreamAnonymizer(
+                CameraContext(resolve_profile(name), W, H), detectors, name=f"cam{slot}", painter=painter
+            )
+            for slot, name in profiles.items()
+        }
+
+    def stream_for(self, source_id: int) -> StreamAnonymizer | None:
+        return self.streams.get(source_id)
+
+
+def surfaces(count: int, seed: int = 0) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Random RGBA frames with padded rows: (the row buffers, the HxWx4 surface views)."""
+    rng = np.random.default_rng(seed)
+    buffers = [rng.integers(0, 256, size=(H, W * 4 + PAD), dtype=np.uint8) for _ in range(count)]
+    return buffers, [b[:, : W * 4].reshape(H, W, 4) for b in buffers]
+
+
+def face(
+    x1: float, y1: float, x2: float, y2: float, score: float = 0.9, object_id: int = 7
+) -> fake.ObjectMeta:
+    obj = fake.ObjectMeta(class_id=FACE, confidence=score, object_id=object_id)
+    obj.rect_params.left, obj.rect_params.top = x1, y1
+    obj.rect_params.width, obj.rect_params.height = x2 - x1, y2 - y1
+    return obj
+
+
+def masking_probe(
+    pyds: fake.Pyds, kernels: Any, profiles: dict[int, str], views: list[np.ndarray], **kwargs: Any
+) -> tuple[MaskingProbe, FailedFrames]:
+    painter, failed = BatchPainter(), FailedFrames()
+    probe = MaskingProbe(
+        fake.Gst,
+        pyds,
+        Streams(painter, profiles),
+        failed,
+        painter,
+        map_surface=kwargs.get("map_surface", lambda _pyds, _buffer, batch_id: views[batch_id]),
+        mask=kwargs.get("mask", kernels),
+    )
+    return probe, failed
+
+
+def changed(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    return (before[:, :, :3] != after[:, :, :3]).any(axis=2)
+
+
+# --- metadata --------------------------------------------------------------------------------------------
+
+
+def test_generators_walk_every_frame_and_object_in_order() -> None:
+    pyds = fake.Pyds()
+    batch = fake.BatchMeta(
+        [fake.FrameMeta(3, 0, 10, [face(0, 0, 5, 5), face(9, 9, 20, 20)]), fake.FrameMeta(1, 1, 4)]
+    )
+    walked = list(frames(pyds, batch))
+    assert [f.pad_index for f in walked] == [3, 1]
+    assert [o.rect_params.left for o in objects(pyds, walked[0])] == [0, 9]
+    assert list(objects(pyds, walked[1])) == []
+
+
+def test_frame_detections_carry_tracker_ids_and_keep_tracked_only_objects() -> None:
+    pyds = fake.Pyds()
+    frame = fake.FrameMeta(
+        0, 0, 0, [face(10, 20, 30, 50, 0.8, 5), face(1, 1, 9, 9, -0.1, UNTRACKED_OBJECT_ID)]
+    )
+    found = frame_detections(pyds, frame)
+    assert found.boxes.tolist() == [[10, 20, 30, 50], [1, 1, 9, 9]]
+    assert found.track_ids.tolist() == [5, -1]
+    assert found.scores.tolist() == pytest.approx([0.8, 1.0])  # carried by the tracker: accepted when found
+
+
+def test_tensor_output_finds_the_detections_layer() -> None:
+    rows = np.arange(14, dtype=np.float32).reshape(2, 7)
+    frame = fake.FrameMeta(
+        0, 0, 0, user_meta=[fake.detections_meta(rows, "OTHER"), fake.detections_meta(rows)]
+    )
+    np.testing.assert_array_equal(tensor_output(fake.Pyds(), frame, "DETECTIONS"), rows.ravel())
+    assert tensor_output(fake.Pyds(), fake.FrameMeta(0, 0, 0), "DETECTIONS") is None
+
+
+# PyCapsule_New with its real signature (pyds hands surface pointers over as capsules).
+_new_capsule = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)(
+    ("PyCapsule_New", ctypes.pythonapi)
+)
+
+
+def test_capsule_address_reads_the_pointer_pyds_hands_over() -> None:
+    memory = ctypes.create_string_buffer(16)
+    assert capsule_address(_new_capsule(ctypes.addressof(memory), None, None)) == ctypes.addressof(memory)
+
+
+@pytest.mark.skipif(
+    not any(b is not np for b in available_backends()), reason="CuPy with a CUDA GPU is not available"
+)
+def test_a_surface_is_mapped_without_copying_and_keeps_its_pitch() -> None:
+    import cupy
+
+    rows = cupy.zeros((H, W * 4 + PAD), dtype=cupy.uint8)  # a padded NVMM surface
+    shape, strides = (H, W, 4), (W * 4 + PAD, 4, 1)
+    pyds = fake.Pyds()
+    pyds.get_nvds_buf_surface_gpu = lambda _hash, _batch_id: (  # type: ignore[attr-defined]
+        np.uint8,
+        shape,
+        strides,
+        _new_capsule(rows.data.ptr, None, None),
+        rows.nbytes,
+    )
+
+    mapped = map_rgba_surface(pyds, object(), 0)
+    mapped[5, 7] = (1, 2, 3, 4)
+
+    assert mapped.shape == shape and mapped.strides == strides and mapped.data.ptr == rows.data.ptr
+    assert rows[5, 28:32].tolist() == [1, 2, 3, 4]  # written into the surface itself
+
+
+# --- the detection probe ---------------------------------------------------------------------------------
+
+
+def test_detection_probe_attaches_what_the_policy_accepts() -> None:
+    pyds = fake.Pyds()
+    rows = np.array(
+        [
+            [0, 10, 10, 40, 40, 0.9, FACE],  # kept
+            [0, 50, 10, 60, 20, 0.05, FACE],  # below public_space's face threshold
+            [-1, 0, 0, 0, 0, 0, 0],  # padding
+        ],
+        dtype=np.float32,
+    )
+    frame = fake.FrameMeta(0, 0, 0, user_meta=[fake.detections_meta(rows)])
+    probe = DetectionProbe(fake.Gst, pyds, Streams(BatchPainter(), {0: "public_space"}), FailedFrames(), True)
+
+    assert probe(None, fake.probe_info(fake.Buffer(pyds, fake.BatchMeta([frame])))) == "ok"
+
+    (obj,) = frame.objects
+    assert (obj.class_id, obj.confidence, obj.object_id) == (FACE, pytest.approx(0.9), UNTRACKED_OBJECT_ID)
+    assert (obj.rect_params.left, obj.rect_params.width) == (10, 30)
+
+
+def test_a_frame_without_detections_is_marked_failed_when_every_frame_is_analysed() -> None:
+    pyds, failed = fake.Pyds(), FailedFrames()
+    probe = DetectionProbe(fake.Gst, pyds, Streams(BatchPainter(), {2: "public_space"}), failed, True)
+    probe(None, fake.probe_info(fake.Buffer(pyds, fake.BatchMeta([fake.FrameMeta(2, 0, 41)]))))
+    assert failed.take(2, 41) and not failed.take(2, 41)
+
+
+# --- the masking probe -----------------------------------------------------------------------------------
+
+
+def test_a_batch_is_masked_in_place_per_camera_and_nothing_else_changes(kernels: HostKernels) -> None:
+    pyds = fake.Pyds()
+    buffers, views = surfaces(2)
+    before = [b.copy() for b in buffers]
+    batch = fake.BatchMeta(
+        [fake.FrameMeta(0, 0, 0, [face(20, 10, 60, 50)]), fake.FrameMeta(1, 1, 0, [face(70, 20, 110, 60)])]
+    )
+    probe, _ = masking_probe(pyds, kernels, {0: "public_space", 1: "restricted"}, views)
+    calls = kernels.calls
+
+    assert probe(None, fake.probe_info(fake.Buffer(pyds, batch))) == "ok"
+
+    assert kernels.calls - calls == 2  # one kernel pass per style (blur, solid), not per box or frame
+    far_away = [np.s_[:, 90:], np.s_[:, :40]]  # beyond each box and its margin
+    for k, (x1, y1, x2, y2) in enumerate([(20, 10, 60, 50), (70, 20, 110, 60)]):
+        after = buffers[k][:, : W * 4].reshape(H, W, 4)
+        diff = changed(before[k][:, : W * 4].reshape(H, W, 4), after)
+        box = np.zeros((H, W), bool)
+        box[y1:y2, x1:x2] = True
+        assert diff[box].mean() > 0.9
+        assert not diff[far_away[k]].any()
+        np.testing.assert_array_equal(after[:, :, 3], before[k][:, : W * 4].reshape(H, W, 4)[:, :, 3])
+        np.testing.assert_array_equal(buffers[k][:, W * 4 :], before[k][:, W * 4 :])
+    restricted = buffers[1][:, : W * 4].reshape(H, W, 4)[30:50, 80:100, :3]
+    assert (restricted == SOLID_COLOUR).all()
+    assert probe.counters.frames == 2 and probe.counters.failed_frames == 0
+
+
+def test_an_error_on_one_frame_paints_that_frame_over_and_the_rest_is_masked(kernels: HostKernels) -> None:
+    pyds = fake.Pyds()
+    buffers, views = surfaces(2, seed=3)
+    before = buffers[1].copy()
+    broken = face(20, 10, 60, 50)
+    broken.rect_params = None  # type: ignore[assignment]  # metadata that cannot be read
+    batch = fake.BatchMeta(
+        [fake.FrameMeta(0, 0, 0, [broken]), fake.FrameMeta(1, 1, 0, [face(70, 20, 110, 60)])]
+    )
+    probe, _ = masking_probe(pyds, kernels, {0: "public_space", 1: "public_space"}, views)
+
+    assert probe(None, fake.probe_info(fake.Buffer(pyds, batch))) == "ok"
+
+    assert (views[0][:, :, :3] == SOLID_COLOUR).all()
+    assert probe.counters.failed_frames == 1
+    diff = changed(before[:, : W * 4].reshape(H, W, 4), views[1])
+    assert diff[20:60, 70:110].mean() > 0.9 and not diff[:, :40].any()
+
+
+def test_a_kernel_failure_paints_the_whole_batch_over(kernels: HostKernels) -> None:
+    pyds = fake.Pyds()
+    _, views = surfaces(2)
+
+    def broken(*_: Any) -> int:
+        raise RuntimeError("cudaErrorIllegalAddress")
+
+    batch = fake.BatchMeta([fake.FrameMeta(0, 0, 0, [face(20, 10, 60, 50)]), fake.FrameMeta(0, 1, 1)])
+    probe, _ = masking_probe(pyds, kernels, {0: "public_space"}, views, mask=broken)
+
+    assert probe(None, fake.probe_info(fake.Buffer(pyds, batch))) == "ok"
+
+    assert all((v[:, :, :3] == SOLID_COLOUR).all() for v in views)
+    assert probe.counters.failed_frames == 2
+
+
+def test_unknown_cameras_and_failed_analysis_are_painted_over(kernels: HostKernels) -> None:
+    pyds = fake.Pyds()
+    _, views = surfaces(2)
+    probe, failed = masking_probe(pyds, kernels, {0: "public_space"}, views)
+    failed.add(0, 5)
+    batch = fake.BatchMeta([fake.FrameMeta(0, 0, 5), fake.FrameMeta(9, 1, 0)])  # analysis failed; no camera 9
+
+    probe(None, fake.probe_info(fake.Buffer(pyds, batch)))
+
+    assert all((v[:, :, :3] == SOLID_COLOUR).all() for v in views)
+    assert probe.counters.failed_frames == 2
+
+
+def test_a_batch_whose_pixels_cannot_be_reached_is_dropped(kernels: HostKernels) -> None:
+    pyds = fake.Pyds()
+
+    def unmappable(*_: Any) -> Any:
+        raise RuntimeError("NvBufSurfaceMap failed")
+
+    probe, _ = masking_probe(pyds, kernels, {0: "public_space"}, [], map_surface=unmappable)
+    batch = fake.BatchMeta([fake.FrameMeta(0, 0, 0)])
+    assert probe(None, fake.probe_info(fake.Buffer(pyds, batch))) == "drop"
+    assert probe.counters.dropped_batches == 1
+
+
+def test_a_profile_that_drops_failed_frames_gets_them_painted_over(
+    kernels: HostKernels, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A frame cannot leave a batch alone: where the profile would drop it, it is painted over instead."""
+    pyds = fake.Pyds()
+    _, views = surfaces(1)
+    probe, _ = masking_probe(pyds, kernels, {0: "restricted"}, views)
+    stream = probe.streams.stream_for(0)
+    assert stream is not None and stream.plan.on_failure == "drop"
+
+    def broken(*_: Any) -> Any:
+        raise ValueError("tracker state corrupt")
+
+    monkeypatch.setattr(stream, "_track_and_mask", broken)  # the frame step fails closed: "drop"
+
+    probe(
+        None,
+        fake.probe_info(fake.Buffer(pyds, fake.BatchMeta([fake.FrameMeta(0, 0, 1, [face(1, 1, 9, 9)])]))),
+    )
+
+    assert (views[0][:, :, :3] == SOLID_COLOUR).all()
+    assert stream.stats.dropped_frames == 1

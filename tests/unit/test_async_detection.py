@@ -1,0 +1,58 @@
+"""Detectors that keep requests in flight (the Triton backend): the frame step sends every group's request
+before it waits for the first answer, and a failed answer still fails closed only the streams it served."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from orchestrator.core.detections import Detections, ObjectClass
+from orchestrator.core.masks import SOLID_COLOUR
+from orchestrator.core.policy import CameraContext
+from orchestrator.dataplane.frame_step import StreamAnonymizer, process_streams
+from orchestrator.inference.detectors import AsyncDetector
+from unit.test_frame_step import FACE, FACE_BOX, PLATE, PLATE_BOX, FakeDetector, H, W, frames, profile
+
+
+class InFlightDetector(FakeDetector):
+    """Records when requests go out and when their answers are awaited."""
+
+    def __init__(self, object_class: ObjectClass, box: tuple[int, int, int, int], events: list[str]) -> None:
+        super().__init__(object_class, [box])
+        self.events = events
+
+    def submit(self, images: list[np.ndarray], scale: float, threshold: float) -> Callable[[], Detections]:
+        name = self.object_class.name.lower()
+        self.events.append(f"send {name}")
+
+        def answer() -> Detections:
+            self.events.append(f"wait {name}")
+            return self.detect(images, scale, threshold)
+
+        return answer
+
+
+def test_every_request_is_out_before_the_first_answer_is_awaited() -> None:
+    events: list[str] = []
+    detectors = {
+        FACE: InFlightDetector(FACE, FACE_BOX, events),
+        PLATE: InFlightDetector(PLATE, PLATE_BOX, events),
+    }
+    assert all(isinstance(d, AsyncDetector) for d in detectors.values())
+    context = CameraContext(profile(), W, H)
+    streams = [StreamAnonymizer(context, detectors, name=f"cam{k}") for k in range(2)]
+    results = process_streams([(s, frames(2, seed=k)) for k, s in enumerate(streams)])
+    assert events == ["send face", "send plate", "wait face", "wait plate"]  # one request per detector
+    assert all(r.masks == {"face": 1, "plate": 1} for per_stream in results for r in per_stream)
+
+
+def test_a_failed_answer_fails_its_frames_closed() -> None:
+    events: list[str] = []
+    face = InFlightDetector(FACE, FACE_BOX, events)
+    face.error = TimeoutError("deadline")
+    stream = StreamAnonymizer(
+        CameraContext(profile(), W, H), {FACE: face, PLATE: InFlightDetector(PLATE, PLATE_BOX, events)}
+    )
+    results = stream.process(frames(2))
+    assert all(r.failed and (r.image == np.asarray(SOLID_COLOUR, np.uint8)).all() for r in results)

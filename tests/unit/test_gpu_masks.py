@@ -1,0 +1,264 @@
+"""The batched GPU mask kernels against the NumPy masks, on padded RGBA and NV12 surfaces.
+
+On a GPU the kernels run through CuPy; everywhere the same CUDA source also runs compiled for the host
+(`host_kernels.py`), so their arithmetic is checked on every machine.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from host_kernels import HostKernels
+
+from orchestrator.core import gpu_masks
+from orchestrator.core.gpu_masks import (
+    COL,
+    GPU_STYLES,
+    PARITY_TOLERANCE,
+    Layout,
+    Plane,
+    Surface,
+    chroma_bounds,
+    mask_nv12_boxes,
+    plane_table,
+    solid_yuv,
+    table_totals,
+)
+from orchestrator.core.masks import SOLID_COLOUR, MaskStyle, blur_block, mask_boxes, pixelate_block
+from orchestrator.core.xp import available_backends
+
+STYLES = pytest.mark.parametrize("style", GPU_STYLES, ids=lambda s: s.value)
+PAD = 48  # bytes of row padding, as DeepStream's pitch adds
+MaskFn = Callable[[list[Surface], np.ndarray, np.ndarray, MaskStyle, np.ndarray, np.ndarray], object]
+
+
+@pytest.fixture(scope="module")
+def host_kernels(tmp_path_factory: pytest.TempPathFactory) -> HostKernels:
+    try:
+        return HostKernels(tmp_path_factory.mktemp("kernels"))
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+
+
+def _gpu_mask(surfaces, frame_index, bounds, style, strengths, sides):  # type: ignore[no-untyped-def]
+    gpu_masks.mask_surfaces(surfaces, frame_index, bounds, style, strengths, sides)
+    import cupy
+
+    cupy.cuda.runtime.deviceSynchronize()
+
+
+def _gpu_param() -> object:
+    if any(b is not np for b in available_backends()):
+        return pytest.param("cupy", id="cupy")
+    return pytest.param(
+        "cupy", id="cupy", marks=pytest.mark.skip(reason="CuPy with a CUDA GPU is not available")
+    )
+
+
+ENGINES = pytest.mark.parametrize("engine", [pytest.param("host", id="host-g++"), _gpu_param()])
+
+
+@pytest.fixture
+def run_kernels(engine: str, request: pytest.FixtureRequest) -> tuple[MaskFn, object]:
+    """The kernel runner and the array module its surfaces live in."""
+    if engine == "host":
+        return request.getfixturevalue("host_kernels"), np
+    import cupy
+
+    return _gpu_mask, cupy
+
+
+def padded_rgba(xp: object, frames: int, h: int, w: int, seed: int = 0) -> tuple[list[object], list[object]]:
+    """Random RGBA frames whose rows are PAD bytes longer than the pixels (the buffers, and HxWx4 views)."""
+    rng = np.random.default_rng(seed)
+    buffers = [xp.asarray(rng.integers(0, 256, size=(h, w * 4 + PAD), dtype=np.uint8)) for _ in range(frames)]  # type: ignore[attr-defined]
+    return buffers, [b[:, : w * 4].reshape(h, w, 4) for b in buffers]
+
+
+def to_host(array: object) -> np.ndarray:
+    return array.get() if hasattr(array, "get") else np.asarray(array).copy()  # type: ignore[attr-defined]
+
+
+def boxes_batch(
+    frames: int, h: int, w: int, seed: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Non-overlapping boxes of varied sizes on every frame, some cut by the frame edge."""
+    rng = np.random.default_rng(seed)
+    index, bounds = [], []
+    for k in range(frames):
+        for x in range(0, w, w // 4):
+            y = int(rng.integers(-10, h - 20))
+            bw, bh = int(rng.integers(8, w // 4)), int(rng.integers(8, 60))
+            index.append(k)
+            bounds.append((x, y, x + bw, y + bh))
+    bounds_arr = np.clip(np.asarray(bounds, dtype=np.int64), 0, [w, h, w, h])
+    strengths = rng.uniform(0, 1, len(bounds)).astype(np.float32)
+    sides = np.minimum(bounds_arr[:, 2] - bounds_arr[:, 0], bounds_arr[:, 3] - bounds_arr[:, 1]) * 1.3
+    return np.asarray(index), bounds_arr, strengths, sides
+
+
+@ENGINES
+@STYLES
+def test_rgba_batch_equals_numpy_masks_and_leaves_alpha_and_padding(
+    run_kernels: tuple[MaskFn, object], style: MaskStyle
+) -> None:
+    mask, xp = run_kernels
+    h, w, frames = 90, 160, 3
+    buffers, views = padded_rgba(xp, frames, h, w)
+    before = [to_host(b) for b in buffers]
+    index, bounds, strengths, sides = boxes_batch(frames, h, w)
+
+    mask([Surface.rgba(v) for v in views], index, bounds, style, strengths, sides)
+
+    for k in range(frames):
+        expected = before[k][:, : w * 4].reshape(h, w, 4).copy()
+        mine = index == k
+        mask_boxes(expected[:, :, :3], bounds[mine], style, strengths[mine], sides[mine])
+        after = to_host(buffers[k])
+        got = after[:, : w * 4].reshape(h, w, 4)
+        assert np.abs(got.astype(int) - expected.astype(int)).max() <= PARITY_TOLERANCE
+        np.testing.assert_array_equal(got[:, :, 3], before[k][:, : w * 4].reshape(h, w, 4)[:, :, 3])
+        np.testing.assert_array_equal(after[:, w * 4 :], before[k][:, w * 4 :])  # row padding untouched
+
+
+@ENGINES
+@STYLES
+def test_nv12_batch_equals_numpy_nv12_masks(run_kernels: tuple[MaskFn, object], style: MaskStyle) -> None:
+    mask, xp = run_kernels
+    h, w, frames = 64, 96, 2
+    rng = np.random.default_rng(5)
+    # One buffer per frame: luma rows, then chroma rows, all PAD bytes longer than the pixels.
+    buffers = [
+        xp.asarray(rng.integers(0, 256, size=(h + h // 2, w + PAD), dtype=np.uint8)) for _ in range(frames)
+    ]  # type: ignore[attr-defined]
+    before = [to_host(b) for b in buffers]
+    pitch = w + PAD
+    surfaces = [
+        Surface(
+            Layout.NV12,
+            w,
+            h,
+            (Plane(gpu_masks._address(b), pitch), Plane(gpu_masks._address(b) + h * pitch, pitch)),
+        )
+        for b in buffers
+    ]
+    index, bounds, strengths, sides = boxes_batch(frames, h, w, seed=7)
+
+    mask(surfaces, index, bounds, style, strengths, sides)
+
+    for k in range(frames):
+        expected = before[k].copy()
+        luma, chroma = expected[:h, :w], expected[h:, :w].reshape(h // 2, w // 2, 2)
+        mine = index == k
+        mask_nv12_boxes(luma, chroma, bounds[mine], style, strengths[mine], sides[mine])
+        got = to_host(buffers[k])
+        assert np.abs(got.astype(int) - expected.astype(int)).max() <= PARITY_TOLERANCE
+        np.testing.assert_array_equal(got[:, w:], before[k][:, w:])
+
+
+@ENGINES
+def test_overlapping_boxes_are_all_masked_and_nothing_outside(run_kernels: tuple[MaskFn, object]) -> None:
+    mask, xp = run_kernels
+    _, views = padded_rgba(xp, 1, 60, 80)
+    before = to_host(views[0])
+    bounds = np.array([[5, 5, 35, 35], [20, 20, 70, 50]])
+    inside = np.zeros((60, 80), bool)
+    inside[5:35, 5:35] = inside[20:50, 20:70] = True
+
+    mask(
+        [Surface.rgba(views[0])], np.zeros(2, int), bounds, MaskStyle.PIXELATE, np.ones(2), np.array([30, 30])
+    )
+
+    changed = (to_host(views[0]) != before)[:, :, :3].any(axis=2)
+    assert not changed[~inside].any()
+    assert changed[inside].mean() > 0.9
+
+
+def test_table_clips_to_the_surface_and_skips_empty_boxes() -> None:
+    surface = Surface(Layout.RGBA, 100, 50, (Plane(4096, 512),))
+    bounds = np.array([[-5, -5, 20, 10], [90, 40, 130, 70], [10, 10, 10, 30], [200, 0, 210, 10]])
+
+    table = plane_table([surface], np.zeros(4, int), bounds, MaskStyle.PIXELATE, np.ones(4), np.full(4, 40))
+
+    assert table[:, [COL["x1"], COL["y1"], COL["x2"], COL["y2"]]].tolist() == [
+        [0, 0, 20, 10],
+        [90, 40, 100, 50],
+    ]
+    assert (table[:, COL["block"]] == pixelate_block(40, 1.0)).all()
+    assert (table[:, COL["pitch"]] == 512).all() and (table[:, COL["ptr"]] == 4096).all()
+
+
+def test_table_prefix_sums_index_every_block_and_pixel_once() -> None:
+    surface = Surface(Layout.RGBA, 200, 100, (Plane(0, 800),))
+    bounds = np.array([[0, 0, 30, 20], [50, 50, 51, 51], [100, 0, 200, 100]])
+    sides = np.array([20, 1, 100])
+
+    table = plane_table([surface] * 2, np.array([0, 1, 1]), bounds, MaskStyle.BLUR, np.zeros(3), sides)
+
+    blocks = [blur_block(int(s), 0.0) for s in sides]
+    cells = [-(-30 // blocks[0]) * -(-20 // blocks[0]), 1, (-(-100 // blocks[2])) ** 2]
+    assert table[:, COL["cell_start"]].tolist() == [0, cells[0], cells[0] + cells[1]]
+    assert table[:, COL["pixel_start"]].tolist() == [0, 600, 601]
+    assert table_totals(table) == (sum(cells), 600 + 1 + 100 * 100)
+
+
+def test_nv12_table_has_a_luma_and_a_half_size_chroma_row_per_box() -> None:
+    surface = Surface(Layout.NV12, 64, 32, (Plane(1000, 128), Plane(9000, 128)))
+    table = plane_table(
+        [surface], np.zeros(1, int), np.array([[3, 5, 20, 16]]), MaskStyle.SOLID, np.ones(1), np.full(1, 11)
+    )
+    luma, chroma = table
+    assert luma[[COL["ptr"], COL["pixel_bytes"], COL["channels"]]].tolist() == [1000, 1, 1]
+    assert chroma[[COL["ptr"], COL["pixel_bytes"], COL["channels"]]].tolist() == [9000, 2, 2]
+    assert chroma[[COL["x1"], COL["y1"], COL["x2"], COL["y2"]]].tolist() == [1, 2, 10, 8]
+    y, u, v = solid_yuv()
+    assert (luma[COL["c0"]], chroma[COL["c0"]], chroma[COL["c1"]]) == (y, u, v)
+    assert table_totals(table) == (0, 17 * 11 + 9 * 6)
+
+
+def test_solid_yuv_is_the_grey_of_solid_colour() -> None:
+    assert SOLID_COLOUR[0] == SOLID_COLOUR[1] == SOLID_COLOUR[2]
+    y, u, v = solid_yuv()
+    assert (u, v) == (128, 128)
+    assert y == round(16 + 219 * SOLID_COLOUR[0] / 255)
+
+
+def test_chroma_bounds_cover_every_luma_pixel() -> None:
+    bounds = np.array([[3, 5, 20, 16], [0, 0, 1, 1]])
+    assert chroma_bounds(bounds).tolist() == [[1, 2, 10, 8], [0, 0, 1, 1]]
+
+
+def test_noise_is_refused_by_the_table() -> None:
+    with pytest.raises(ValueError, match="noise"):
+        plane_table([], np.zeros(0, int), np.zeros((0, 4)), MaskStyle.NOISE, np.zeros(0), np.zeros(0))
+
+
+def test_rgba_surface_refuses_an_rgb_array() -> None:
+    with pytest.raises(ValueError, match="HxWx4"):
+        Surface.rgba(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_the_kernels_read_the_table_columns_where_the_table_writes_them() -> None:
+    defines = dict(re.findall(r"#define (\w+) (\d+)", gpu_masks._KERNELS))
+    assert int(defines.pop("COLS")) == len(COL)
+    assert {name: int(value) for name, value in defines.items()} == {
+        name.upper(): COL[name]
+        for name in (
+            "ptr",
+            "pitch",
+            "pixel_bytes",
+            "channels",
+            "x1",
+            "y1",
+            "x2",
+            "y2",
+            "block",
+            "style",
+            "c0",
+            "cell_start",
+            "pixel_start",
+        )
+    }

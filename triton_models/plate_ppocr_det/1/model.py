@@ -1,0 +1,5 @@
+"""Triton python backend entry point; the model lives in orchestrator.inference.triton_python."""
+
+from orchestrator.inference.triton_python import OnnxDetector as TritonPythonModel
+
+__all__ = ["TritonPythonModel"]
