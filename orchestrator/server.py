@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from .dataplane.live.outputs import CameraOutputs
 from .dataplane.live.processes import Supervisor
 from .dataplane.live.rtsp import RtspServer, rtsp_unavailable_reason
 from .inference.triton_options import parse_inference
-from .services.container import open_services
+from .services.container import Services, open_services
 from .settings import ServerSettings
 
 log = structlog.get_logger(__name__)
@@ -32,6 +33,12 @@ class ServeOptions:
     rtsp_port: int = 8554  # 0: no RTSP output
     workers: int = 1
     cameras_file: Path | None = None
+
+
+def _audit_rtsp_play(services: Services, camera_id: str, client: str) -> None:
+    """RTSP has no API key: the client's address stands in for the actor of the access."""
+    with services.db.write() as session:
+        services.audit.append(session, f"rtsp:{client}", "output_accessed", {"output": "rtsp"}, camera_id)
 
 
 def run_server(settings: ServerSettings, options: ServeOptions) -> None:
@@ -55,6 +62,8 @@ def run_server(settings: ServerSettings, options: ServeOptions) -> None:
     )
     services = open_services(settings, supervisor)
     supervisor.report = services.monitor.report
+    if rtsp_server is not None:
+        rtsp_server.on_play = partial(_audit_rtsp_play, services)
     supervisor.start()
     services.cameras.start_all()
     services.cameras.seed(seed)

@@ -184,5 +184,7 @@ def test_a_registered_camera_is_served_over_rtsp(still_face: Path, tmp_path: Pat
         ) as stream:
             frame = next(stream.decode(video=0)).to_ndarray(format="rgb24")
         assert frame.shape == (H, W, 3)
+        played = server.request("GET", "/v1/audit?action=output_accessed", admin)[1]["entries"]
+        assert any(e["details"] == {"output": "rtsp"} and e["actor"] == "rtsp:127.0.0.1" for e in played)
     finally:
         server.stop()

@@ -9,6 +9,7 @@ PyGObject or the plugins, `rtsp_unavailable_reason()` says what is missing and e
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -80,9 +81,16 @@ class RtspServer:
     clients are connected; `close()` stops every feed and disconnects every client.
     """
 
-    def __init__(self, outputs: CameraOutputs, host: str = "0.0.0.0", port: int = 8554) -> None:
+    def __init__(
+        self,
+        outputs: CameraOutputs,
+        host: str = "0.0.0.0",
+        port: int = 8554,
+        on_play: Callable[[str, str], None] | None = None,
+    ) -> None:
         self._gi = _gstreamer()
         self.outputs = outputs
+        self.on_play = on_play  # (mount name, client address) for every play request: the audit trail
         self.host = host
         self._feeds: dict[str, list[threading.Event]] = {}  # camera id -> a stop event per running encode
         self._lock = threading.Lock()
@@ -159,10 +167,15 @@ class RtspServer:
     def _on_client(self, _server: Any, client: Any) -> None:
         client.connect("play-request", self._on_play)
 
-    def _on_play(self, _client: Any, context: Any) -> None:
+    def _on_play(self, client: Any, context: Any) -> None:
         """A client starts playing: ask the encoder for a keyframe now. A client joining a shared stream
         can decode nothing before one, and would otherwise wait up to KEYFRAME_INTERVAL frames. (For a
         file mount the request stops at h264parse, which only repeats SPS/PPS: harmless.)"""
+        if self.on_play is not None:
+            try:
+                self.on_play(context.uri.abspath.lstrip("/"), client.get_connection().get_ip())
+            except Exception:  # the stream must not die of its audit trail; the failure is logged
+                log.exception("rtsp_play_not_recorded")
         if context.media is None:
             return
         payloader = context.media.get_element().get_child_by_name("pay0")
