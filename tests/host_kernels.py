@@ -26,13 +26,14 @@ struct Dim { unsigned x; };
 static Dim blockIdx, threadIdx, blockDim = {256};
 #define __global__
 #define __device__ static
+static unsigned atomicAdd(unsigned* a, unsigned v) { unsigned old = *a; *a += v; return old; }
 """
 DRIVER = r"""
-extern "C" void run(int kernel, const long long* table, int rows, long long n, float* means) {
+extern "C" void run(int kernel, const long long* table, int rows, long long n, unsigned* sums) {
     for (long long g = 0; g < n; ++g) {
         blockIdx.x = (unsigned)(g / blockDim.x);
         threadIdx.x = (unsigned)(g % blockDim.x);
-        if (kernel == 0) block_means(table, rows, n, means); else write_pixels(table, rows, n, means);
+        if (kernel == 0) block_sums(table, rows, n, sums); else write_pixels(table, rows, n, sums);
     }
 }
 """
@@ -64,14 +65,14 @@ class HostKernels:
         table = np.ascontiguousarray(
             plane_table(surfaces, frame_index, bounds, style, strengths, object_sides)
         )
-        cells, pixels = table_totals(table)
-        means = np.zeros(max(cells, 1) * 3, dtype=np.float32)
-        for kernel, count in ((0, cells), (1, pixels)):
+        totals = table_totals(table)
+        sums = np.zeros(max(totals.cells, 1) * 3, dtype=np.uint32)
+        for kernel, count in ((0, totals.cell_rows), (1, totals.pixels)):
             self.lib.run(
                 ctypes.c_int(kernel),
                 table.ctypes.data_as(ctypes.c_void_p),
                 ctypes.c_int(len(table)),
                 ctypes.c_longlong(count),
-                means.ctypes.data_as(ctypes.c_void_p),
+                sums.ctypes.data_as(ctypes.c_void_p),
             )
         return len(table)

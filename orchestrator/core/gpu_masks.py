@@ -3,7 +3,7 @@
 `masks.mask_boxes` masks one box at a time; on CuPy each box then costs several kernel launches (pad,
 mean, repeat, clip...), so a crowd of 300 faces over a batch means thousands of launches. Here every box
 becomes one row per image plane of a table (`plane_table`, plain NumPy, testable anywhere), and two kernels
-walk the table: one takes the mean of every block, one writes every masked pixel. Launches stay at two per
+walk the table: one adds up every block row by row, one writes every masked pixel. Launches stay at two per
 style, whatever the number of boxes or frames.
 
 The arithmetic follows `masks.py` step by step: block sizes come from the same `blur_block` and
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -90,6 +90,7 @@ COLUMNS = (
     "c2",  # solid colour, per channel
     "cell_start",  # first block of this row among all rows' blocks (prefix sum: the kernels' index)
     "pixel_start",  # first pixel of this row among all rows' pixels
+    "cell_row_start",  # first block row (a block's row of pixels) of this row among all rows' block rows
 )
 COL = {name: i for i, name in enumerate(COLUMNS)}
 STYLE_CODES = {MaskStyle.SOLID: 0, MaskStyle.PIXELATE: 1, MaskStyle.BLUR: 2}
@@ -171,18 +172,29 @@ def plane_table(
     cells = np.zeros_like(w) if style is MaskStyle.SOLID else -(-w // blocks) * -(-h // blocks)
     table[:, COL["cell_start"]] = np.cumsum(cells) - cells
     table[:, COL["pixel_start"]] = np.cumsum(w * h) - w * h
+    table[:, COL["cell_row_start"]] = np.cumsum(cells * blocks) - cells * blocks
     return table
 
 
-def table_totals(table: np.ndarray) -> tuple[int, int]:
-    """(blocks, pixels) over the whole table: the two kernels' thread counts."""
+class Totals(NamedTuple):
+    cells: int  # blocks: sums kept
+    cell_rows: int  # a block's rows of pixels: the first kernel's threads
+    pixels: int  # masked pixels: the second kernel's threads
+
+
+def table_totals(table: np.ndarray) -> Totals:
+    """What the work list adds up to: the sizes of the two kernels' grids and of the block sums."""
     if not len(table):
-        return 0, 0
+        return Totals(0, 0, 0)
     last = table[-1]
     w, h, block = last[COL["x2"]] - last[COL["x1"]], last[COL["y2"]] - last[COL["y1"]], last[COL["block"]]
     solid = last[COL["style"]] == STYLE_CODES[MaskStyle.SOLID]
     cells = 0 if solid else math.ceil(w / block) * math.ceil(h / block)
-    return int(last[COL["cell_start"]] + cells), int(last[COL["pixel_start"]] + w * h)
+    return Totals(
+        int(last[COL["cell_start"]] + cells),
+        int(last[COL["cell_row_start"]] + cells * block),
+        int(last[COL["pixel_start"]] + w * h),
+    )
 
 
 def mask_nv12_boxes(
@@ -210,10 +222,13 @@ def mask_nv12_boxes(
     return done
 
 
-# One thread per block (pass 1), then one per masked pixel (pass 2). A thread finds its table row by binary
-# search over the prefix sums, so rows of any size share one launch.
+# Pass 1: one thread per row of pixels of a block, adding it into the block's integer sums (atomically:
+# integer sums do not depend on the order). Pass 2: one thread per masked pixel; a block's mean is its sum
+# divided in double, as NumPy's mean. A thread finds its table row by binary search over the prefix sums,
+# so rows of any size share one launch. Index arithmetic is 32-bit (a batch has fewer than 2^31 pixels):
+# 64-bit division is many times slower on a GPU.
 _KERNELS = r"""
-#define COLS 15
+#define COLS 16
 #define PTR 0
 #define PITCH 1
 #define PIXEL_BYTES 2
@@ -227,6 +242,7 @@ _KERNELS = r"""
 #define C0 10
 #define CELL_START 13
 #define PIXEL_START 14
+#define CELL_ROW_START 15
 
 __device__ int find_row(const long long* table, int rows, long long g, int column) {
     int lo = 0, hi = rows - 1;  // the last row whose start is <= g (rows without work share a start)
@@ -237,25 +253,30 @@ __device__ int find_row(const long long* table, int rows, long long g, int colum
     return lo;
 }
 
-extern "C" __global__ void block_means(const long long* table, int rows, long long cells, float* means) {
+extern "C" __global__ void block_sums(const long long* table, int rows, long long cell_rows,
+                                      unsigned int* sums) {
     long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (g >= cells) return;
-    const long long* t = table + find_row(table, rows, g, CELL_START) * COLS;
-    long long cell = g - t[CELL_START];
+    if (g >= cell_rows) return;
+    const long long* t = table + find_row(table, rows, g, CELL_ROW_START) * COLS;
     int b = (int)t[BLOCK], x1 = (int)t[X1], y1 = (int)t[Y1], x2 = (int)t[X2], y2 = (int)t[Y2];
+    int local = (int)(g - t[CELL_ROW_START]);
+    int cell = local / b, dy = local - cell * b;
     int wb = (x2 - x1 + b - 1) / b;
-    int bx = x1 + (int)(cell % wb) * b, by = y1 + (int)(cell / wb) * b;
-    const unsigned char* base = (const unsigned char*)t[PTR];
+    int cy = cell / wb;
+    int bx = x1 + (cell - cy * wb) * b, y = min(y1 + cy * b + dy, y2 - 1);  // edge rows replicated
+    const unsigned char* row = (const unsigned char*)t[PTR] + (long long)y * t[PITCH];
     int channels = (int)t[CHANNELS], pixel_bytes = (int)t[PIXEL_BYTES];
-    unsigned int sums[3] = {0, 0, 0};
-    for (int dy = 0; dy < b; ++dy) {
-        const unsigned char* row = base + (long long)min(by + dy, y2 - 1) * t[PITCH];  // edge replicated
-        for (int dx = 0; dx < b; ++dx) {
-            const unsigned char* p = row + (long long)min(bx + dx, x2 - 1) * pixel_bytes;
-            for (int c = 0; c < channels; ++c) sums[c] += p[c];
-        }
+    unsigned int s[3] = {0, 0, 0};
+    for (int dx = 0; dx < b; ++dx) {
+        const unsigned char* p = row + min(bx + dx, x2 - 1) * pixel_bytes;  // edge columns replicated
+        for (int c = 0; c < channels; ++c) s[c] += p[c];
     }
-    for (int c = 0; c < channels; ++c) means[g * 3 + c] = (float)((double)sums[c] / (double)(b * b));
+    unsigned int* out = sums + (t[CELL_START] + cell) * 3;
+    for (int c = 0; c < channels; ++c) atomicAdd(out + c, s[c]);
+}
+
+__device__ double block_mean(const unsigned int* s, int b) {
+    return (double)(float)((double)*s / (double)(b * b));  // stored as float32 by NumPy's mean
 }
 
 // masks.py's _upsample_linear: block-centre position in float32, weights and blend in double.
@@ -268,38 +289,38 @@ __device__ void tent(int i, int b, int n, int* lo, int* hi, double* t) {
 }
 
 extern "C" __global__ void write_pixels(const long long* table, int rows, long long pixels,
-                                        const float* means) {
+                                        const unsigned int* sums) {
     long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (g >= pixels) return;
     const long long* t = table + find_row(table, rows, g, PIXEL_START) * COLS;
-    long long k = g - t[PIXEL_START];
+    int k = (int)(g - t[PIXEL_START]);
     int x1 = (int)t[X1], y1 = (int)t[Y1], w = (int)t[X2] - x1, h = (int)t[Y2] - y1, b = (int)t[BLOCK];
-    int px = (int)(k % w), py = (int)(k / w);
-    unsigned char* p = (unsigned char*)t[PTR] + (long long)(y1 + py) * t[PITCH]
-                       + (long long)(x1 + px) * t[PIXEL_BYTES];
+    int py = k / w, px = k - py * w;
+    int pixel_bytes = (int)t[PIXEL_BYTES];
+    unsigned char* p = (unsigned char*)t[PTR] + (long long)(y1 + py) * t[PITCH] + (x1 + px) * pixel_bytes;
     int channels = (int)t[CHANNELS], style = (int)t[STYLE];
     int wb = (w + b - 1) / b, hb = (h + b - 1) / b;
-    const float* m = means + t[CELL_START] * 3;
+    const unsigned int* m = sums + t[CELL_START] * 3;
     for (int c = 0; c < channels; ++c) {
         double value;
         if (style == 0) {
             value = (double)t[C0 + c];
         } else if (style == 1) {
-            value = (double)m[((py / b) * wb + px / b) * 3 + c];
+            value = block_mean(m + ((py / b) * wb + px / b) * 3 + c, b);
         } else {
             int ylo, yhi, xlo, xhi;
             double ty, tx;
             tent(py, b, hb, &ylo, &yhi, &ty);
             tent(px, b, wb, &xlo, &xhi, &tx);
             // Rows first, then columns, as NumPy does: the blend at each of the two columns...
-            double left = (double)m[(ylo * wb + xlo) * 3 + c] * (1.0 - ty)
-                          + (double)m[(yhi * wb + xlo) * 3 + c] * ty;
-            double right = (double)m[(ylo * wb + xhi) * 3 + c] * (1.0 - ty)
-                           + (double)m[(yhi * wb + xhi) * 3 + c] * ty;
+            double left = block_mean(m + (ylo * wb + xlo) * 3 + c, b) * (1.0 - ty)
+                          + block_mean(m + (yhi * wb + xlo) * 3 + c, b) * ty;
+            double right = block_mean(m + (ylo * wb + xhi) * 3 + c, b) * (1.0 - ty)
+                           + block_mean(m + (yhi * wb + xhi) * 3 + c, b) * ty;
             // ...then between them.
             value = left * (1.0 - tx) + right * tx;
         }
-        p[c] = (unsigned char)fmin(fmax(rint(value), 0.0), 255.0);
+        p[c] = (unsigned char)fmin(fmax(rint(value), 0.0), 255.0);  // alpha (RGBA) is never written
     }
 }
 """
@@ -314,6 +335,52 @@ def _module() -> Any:
     return cupy.RawModule(code=_KERNELS, options=("--fmad=false",))
 
 
+@dataclass(frozen=True)
+class DeviceWork:
+    """A batch's work list on the device, with what it adds up to."""
+
+    table: Any  # cupy array [R, len(COLUMNS)]
+    rows: int
+    totals: Totals
+
+
+def device_work(
+    surfaces: Sequence[Surface],
+    frame_index: np.ndarray,
+    bounds: np.ndarray,
+    style: MaskStyle,
+    strengths: np.ndarray,
+    object_sides: np.ndarray,
+) -> DeviceWork | None:
+    """The work list, built on the host (a few hundred rows) and uploaded once; None when nothing to do."""
+    import cupy
+
+    table = plane_table(surfaces, frame_index, bounds, style, strengths, object_sides)
+    totals = table_totals(table)
+    if totals.pixels == 0:
+        return None
+    if totals.pixels >= 2**31:
+        raise ValueError("a batch to mask has 2^31 pixels or more: the kernels index in 32 bits")
+    return DeviceWork(cupy.asarray(table), len(table), totals)
+
+
+def launch(work: DeviceWork) -> None:
+    """The two kernels over a work list: block sums (blur, pixelate), then every pixel of every box."""
+    import cupy
+
+    module = _module()
+    totals = work.totals
+    sums = cupy.zeros(max(totals.cells, 1) * 3, dtype=cupy.uint32)
+    rows = np.int32(work.rows)
+    if totals.cell_rows:
+        grid = (-(-totals.cell_rows // THREADS),)
+        module.get_function("block_sums")(
+            grid, (THREADS,), (work.table, rows, np.int64(totals.cell_rows), sums)
+        )
+    grid = (-(-totals.pixels // THREADS),)
+    module.get_function("write_pixels")(grid, (THREADS,), (work.table, rows, np.int64(totals.pixels), sums))
+
+
 def mask_surfaces(
     surfaces: Sequence[Surface],
     frame_index: np.ndarray,
@@ -326,19 +393,8 @@ def mask_surfaces(
 
     Runs on CuPy's current stream; the caller synchronises before the buffer moves on.
     """
-    import cupy
-
-    table = plane_table(surfaces, frame_index, bounds, style, strengths, object_sides)
-    cells, pixels = table_totals(table)
-    if pixels == 0:
+    work = device_work(surfaces, frame_index, bounds, style, strengths, object_sides)
+    if work is None:
         return 0
-    module = _module()
-    device_table = cupy.asarray(table)
-    means = cupy.empty(max(cells, 1) * 3, dtype=cupy.float32)
-    rows = np.int32(len(table))
-    if cells:
-        grid = (-(-cells // THREADS),)
-        module.get_function("block_means")(grid, (THREADS,), (device_table, rows, np.int64(cells), means))
-    grid = (-(-pixels // THREADS),)
-    module.get_function("write_pixels")(grid, (THREADS,), (device_table, rows, np.int64(pixels), means))
-    return len(table)
+    launch(work)
+    return work.rows

@@ -164,7 +164,7 @@ def test_a_surface_is_mapped_without_copying_and_keeps_its_pitch() -> None:
     )
 
     mapped = map_rgba_surface(pyds, object(), 0)
-    mapped[5, 7] = (1, 2, 3, 4)
+    mapped[5, 7] = cupy.asarray([1, 2, 3, 4], dtype=cupy.uint8)  # CuPy assigns arrays, not tuples
 
     assert mapped.shape == shape and mapped.strides == strides and mapped.data.ptr == rows.data.ptr
     assert rows[5, 28:32].tolist() == [1, 2, 3, 4]  # written into the surface itself

@@ -202,7 +202,13 @@ def test_table_prefix_sums_index_every_block_and_pixel_once() -> None:
     cells = [-(-30 // blocks[0]) * -(-20 // blocks[0]), 1, (-(-100 // blocks[2])) ** 2]
     assert table[:, COL["cell_start"]].tolist() == [0, cells[0], cells[0] + cells[1]]
     assert table[:, COL["pixel_start"]].tolist() == [0, 600, 601]
-    assert table_totals(table) == (sum(cells), 600 + 1 + 100 * 100)
+    assert table[:, COL["cell_row_start"]].tolist() == [
+        0,
+        cells[0] * blocks[0],
+        cells[0] * blocks[0] + blocks[1],
+    ]
+    rows_of_blocks = sum(c * b for c, b in zip(cells, blocks, strict=True))
+    assert table_totals(table) == (sum(cells), rows_of_blocks, 600 + 1 + 100 * 100)
 
 
 def test_nv12_table_has_a_luma_and_a_half_size_chroma_row_per_box() -> None:
@@ -216,7 +222,7 @@ def test_nv12_table_has_a_luma_and_a_half_size_chroma_row_per_box() -> None:
     assert chroma[[COL["x1"], COL["y1"], COL["x2"], COL["y2"]]].tolist() == [1, 2, 10, 8]
     y, u, v = solid_yuv()
     assert (luma[COL["c0"]], chroma[COL["c0"]], chroma[COL["c1"]]) == (y, u, v)
-    assert table_totals(table) == (0, 17 * 11 + 9 * 6)
+    assert table_totals(table) == (0, 0, 17 * 11 + 9 * 6)
 
 
 def test_solid_yuv_is_the_grey_of_solid_colour() -> None:
@@ -260,5 +266,6 @@ def test_the_kernels_read_the_table_columns_where_the_table_writes_them() -> Non
             "c0",
             "cell_start",
             "pixel_start",
+            "cell_row_start",
         )
     }
