@@ -217,6 +217,20 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parameters(pairs: list[str]) -> dict[str, float | str]:
+    """`--param KEY=VALUE`s: numbers as numbers (the server refuses anything else, with its reason)."""
+    parameters: dict[str, float | str] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise UsageError(f"--param takes KEY=VALUE, not {pair!r}")
+        try:
+            parameters[key] = float(value)
+        except ValueError:
+            parameters[key] = value
+    return parameters
+
+
 def _models_api(args: argparse.Namespace) -> int:
     """Model versions through the server's API: the server validates, swaps and audits."""
     import os
@@ -241,7 +255,7 @@ def _models_api(args: argparse.Namespace) -> int:
             name, file = args.names
             if not Path(file).is_file():
                 raise UsageError(f"no ONNX file at {file}")
-            added = api.add(name, Path(file).read_bytes())
+            added = api.add(name, Path(file).read_bytes(), _parameters(args.param))
             print(
                 f"{name}: version {added['version']} added ({added['validation']['reason']}); not serving yet"
             )
@@ -379,6 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--server", help="add, activate, rollback (and list): the server's URL (env CITYVEIL_SERVER)"
     )
     models.add_argument("--key", help="an ml_engineer API key (env CITYVEIL_API_KEY)")
+    models.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="add: a config parameter the version changes (cityveil_reliable_min_px, ..._max_px)",
+    )
     models.add_argument("--repository", help="model repository folder (default: triton_models/)")
     models.add_argument("--force", action="store_true", help="download and write again")
     models.set_defaults(func=cmd_models)

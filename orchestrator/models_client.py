@@ -34,8 +34,15 @@ class ModelsApi:
         self.key = key
         self.timeout_s = timeout_s  # an upload waits for its validation
 
-    def _call(self, method: str, path: str, body: bytes | None = None, kind: str = "application/json") -> Any:
-        headers = {"Authorization": f"Bearer {self.key}"}
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        kind: str = "application/json",
+        extra: dict[str, str] | None = None,
+    ) -> Any:
+        headers = {"Authorization": f"Bearer {self.key}", **(extra or {})}
         if body is not None:
             headers["Content-Type"] = kind
         request = urllib.request.Request(self.server + path, data=body, headers=headers, method=method)
@@ -50,8 +57,11 @@ class ModelsApi:
     def list(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/v1/models"))
 
-    def add(self, name: str, data: bytes) -> dict[str, Any]:
-        return dict(self._call("POST", f"/v1/models/{name}/versions", data, "application/octet-stream"))
+    def add(self, name: str, data: bytes, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Upload a version; `parameters`: the config parameters it changes (the server checks them)."""
+        extra = {"X-Cityveil-Config": json.dumps({"parameters": parameters})} if parameters else None
+        path = f"/v1/models/{name}/versions"
+        return dict(self._call("POST", path, data, "application/octet-stream", extra))
 
     def activate(self, name: str, version: int) -> dict[str, Any]:
         return dict(

@@ -68,6 +68,7 @@ class ModelVersionOut(BaseModel):
     server_state: str | None  # the inference server's (Triton: READY, UNAVAILABLE...); null: embedded
     sha256: str | None  # uploads only; pulled versions carry their provenance.json
     added_by: str | None
+    parameters: dict[str, str]  # the config parameters this version changes (uploads only)
     validation: dict[str, Any] | None
 
 
@@ -83,4 +84,5 @@ class VersionAdded(BaseModel):
     sha256: str
     added_by: str
     added_at: str
+    parameters: dict[str, str]  # the config parameters this version changes
     validation: dict[str, Any]

@@ -9,7 +9,7 @@ changed).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ from ..samples import background, face_patch
 from .detectors import MODELS, Detector
 from .onnx_backend import RuntimeOptions, load_model
 from .repository import ModelRepository
+from .version_config import spec_with_values
 
 WIDTH, HEIGHT = 640, 360
 FACE_SIZES = (20, 28, 40, 56, 80, 112, 160)  # pixels: far to near
@@ -82,10 +83,15 @@ class Validation:
         return asdict(self)
 
 
-def _detector(repository: ModelRepository, name: str, version: int) -> Detector:
-    """The version as the embedded engine would run it (fp32: the int8 copy is derived later, if at all)."""
+def _detector(
+    repository: ModelRepository, name: str, version: int, values: dict[str, str] | None = None
+) -> Detector:
+    """The version as the embedded engine would run it (fp32: the int8 copy is derived later, if at all),
+    with its config values where it brings its own (else the config's)."""
     object_class = next(c for c, (model, _) in MODELS.items() if model == name)
     model = load_model(repository, name, RuntimeOptions(device="cpu", precision="fp32"), version)
+    if values is not None:
+        model = replace(model, spec=spec_with_values(model.spec, values))
     return MODELS[object_class][1](model)
 
 
@@ -119,12 +125,17 @@ def masked_recall(detector: Detector, frames: list[CanaryFrame]) -> float:
 
 
 def validate_version(
-    repository: ModelRepository, name: str, version: int, serving: int, tolerance: float
+    repository: ModelRepository,
+    name: str,
+    version: int,
+    serving: int,
+    tolerance: float,
+    values: dict[str, str] | None = None,
 ) -> Validation:
-    """Refuses a version that does not load or run, breaks the output contract, or masks fewer canary
-    objects than the serving version by more than `tolerance`."""
+    """Refuses a version that does not load or run (with its config `values`, if any), breaks the output
+    contract, or masks fewer canary objects than the serving version by more than `tolerance`."""
     try:
-        candidate = _detector(repository, name, version)
+        candidate = _detector(repository, name, version, values)
         frames = canary_set(candidate.object_class)
         check_contract(candidate, frames)
         recall = masked_recall(candidate, frames)

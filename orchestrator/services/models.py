@@ -2,15 +2,16 @@
 
 The model repository stays the one source of truth, as Triton reads it: a version is a numbered folder,
 and the serving version is the one the config's `version_policy` names (config.pbtxt and configs/*.pbtxt
-alike, so a restarted server serves the same). Each model folder keeps `versions.json`: who added which
-version, its checksum and validation, and the order of activations (for rollback). Every step is audited.
+alike, so a restarted server serves the same). A version may bring its own values for a few config
+parameters (`model_config`); the configs carry the serving version's. Each model folder keeps
+`versions.json`: who added which version, its checksum, config changes and validation, the model's own
+parameter values (`base_parameters`), and the order of activations (for rollback). Every step is audited.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import threading
 from pathlib import Path
@@ -19,16 +20,23 @@ from typing import Any, Protocol, runtime_checkable
 from ..atomic_files import write_atomic
 from ..inference.canary import validate_version
 from ..inference.detectors import MODELS
-from ..inference.repository import MODEL_FILE, PROVENANCE_FILE, ModelRepository, ModelSpec
+from ..inference.repository import (
+    MODEL_FILE,
+    PROVENANCE_FILE,
+    ModelRepository,
+    ModelSpec,
+    RepositoryError,
+)
+from ..inference.version_config import tunable_values, with_policy, with_values
 from ..storage.database import Database
 from .audit import AuditLog
 from .cameras import StreamControl
 from .clock import utc_now
 from .errors import Conflict, Invalid, NotFound
+from .model_config import parameter_changes, version_values
 
 VERSIONS_FILE = "versions.json"
 BACKEND_FILE = "model.py"  # the python backend's entry point on CPU Triton, copied into new versions
-POLICY = re.compile(r"^version_policy:.*$", re.MULTILINE)
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 
 
@@ -85,7 +93,12 @@ class ModelManager:
     def _record(self, spec: ModelSpec) -> dict[str, Any]:
         path = spec.folder / VERSIONS_FILE
         record = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        return {"versions": record.get("versions", {}), "activations": record.get("activations", [])}
+        return {
+            "versions": record.get("versions", {}),
+            "activations": record.get("activations", []),
+            # before any version changed them, the configs held the model's own values
+            "base_parameters": record.get("base_parameters", tunable_values(spec)),
+        }
 
     def _save(self, spec: ModelSpec, record: dict[str, Any]) -> None:
         write_atomic(spec.folder / VERSIONS_FILE, (json.dumps(record, indent=2) + "\n").encode())
@@ -111,34 +124,45 @@ class ModelManager:
                         "server_state": states.get((name, version)),  # Triton's: READY, UNAVAILABLE...
                         "sha256": added.get("sha256"),
                         "added_by": added.get("added_by"),
+                        "parameters": added.get("parameters", {}),
                         "validation": added.get("validation"),
                     }
                 )
             models.append({"name": name, "serving_version": serving, "versions": versions})
         return models
 
-    def add(self, name: str, data: bytes, actor: str) -> dict[str, Any]:
-        """Write the upload as the next version, validate it against the serving one; refused: removed."""
+    def add(self, name: str, data: bytes, actor: str, config: Any = None) -> dict[str, Any]:
+        """Write the upload as the next version, validate it (with its `config` changes) against the
+        serving one; refused: removed."""
         spec = self._spec(name)
         if not data or len(data) > MAX_UPLOAD_BYTES:
             raise Invalid(f"the upload must be an ONNX file of 1 byte to {MAX_UPLOAD_BYTES} bytes")
+        changes = parameter_changes(config)
         with self._lock:
+            record = self._record(spec)
+            values = version_values(record["base_parameters"], changes)
             numbered = [int(p.name) for p in spec.folder.iterdir() if p.name.isdigit()]
             version = max(numbered, default=0) + 1
             serving = spec.serving_version()
             # A `latest` policy would serve the upload as soon as it is on disk (on a restart, say):
             # from the first upload on, the configs name the serving version.
-            _write_policy(spec, serving)
+            _write_configs(spec, serving, tunable_values(spec))
             folder = spec.folder / str(version)
             folder.mkdir()
             sha256 = hashlib.sha256(data).hexdigest()
-            details = {"model": name, "version": version, "sha256": sha256, "serving_version": serving}
+            details = {
+                "model": name,
+                "version": version,
+                "sha256": sha256,
+                "serving_version": serving,
+                "parameters": changes,
+            }
             try:
                 write_atomic(folder / MODEL_FILE, data)
                 backend = spec.folder / str(serving) / BACKEND_FILE
                 if backend.is_file():
                     shutil.copyfile(backend, folder / BACKEND_FILE)
-                validation = validate_version(self.repository, name, version, serving, self.tolerance)
+                validation = validate_version(self.repository, name, version, serving, self.tolerance, values)
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
@@ -146,11 +170,11 @@ class ModelManager:
                 shutil.rmtree(folder, ignore_errors=True)
                 self._audit(actor, "model.version_rejected", {**details, "validation": validation.as_dict()})
                 raise Invalid(validation.reason)
-            record = self._record(spec)
             added = {
                 "sha256": sha256,
                 "added_by": actor,
                 "added_at": utc_now(),
+                "parameters": changes,
                 "validation": validation.as_dict(),
             }
             record["versions"][str(version)] = added
@@ -182,8 +206,10 @@ class ModelManager:
             raise Conflict(f"version {version} of {name} is already serving")
         record = self._record(spec)
         self._check_unchanged(spec, version, record)
-        details = {"model": name, "version": version, "previous_version": previous}
-        configs = _write_policy(spec, version)
+        changes = record["versions"].get(str(version), {}).get("parameters", {})
+        values = version_values(record["base_parameters"], changes)
+        details = {"model": name, "version": version, "previous_version": previous, "parameters": values}
+        configs = _write_configs(spec, version, values)
         try:
             self.control.load(name)
         except Exception as exc:  # Triton keeps serving the loaded version when a reload fails
@@ -215,13 +241,15 @@ class ModelManager:
             raise Invalid(f"version {version} of {spec.name} changed after its validation; upload it again")
 
 
-def _write_policy(spec: ModelSpec, version: int) -> dict[Path, str]:
-    """Pin `version` in every config of the model; returns the texts as they were, to restore them."""
-    policy = f"version_policy: {{ specific: {{ versions: [ {version} ] }} }}"
-    before = {}
-    for path in [spec.folder / "config.pbtxt", *sorted((spec.folder / "configs").glob("*.pbtxt"))]:
-        text = path.read_text(encoding="utf-8")
-        before[path] = text
-        changed = POLICY.sub(policy, text) if POLICY.search(text) else f"{text.rstrip()}\n{policy}\n"
-        write_atomic(path, changed.encode())
+def _write_configs(spec: ModelSpec, version: int, values: dict[str, str]) -> dict[Path, str]:
+    """Pin `version` with its parameter `values` in every config of the model (all edited before any is
+    written); returns the texts as they were, to restore them."""
+    paths = [spec.folder / "config.pbtxt", *sorted((spec.folder / "configs").glob("*.pbtxt"))]
+    before = {path: path.read_text(encoding="utf-8") for path in paths}
+    try:
+        after = {path: with_values(with_policy(text, version), values) for path, text in before.items()}
+    except RepositoryError as exc:
+        raise Conflict(f"{spec.name}'s configs cannot take version {version}'s values: {exc}") from None
+    for path, text in after.items():
+        write_atomic(path, text.encode())
     return before

@@ -79,9 +79,11 @@ def test_activating_a_new_face_detector_under_load(
             return main(["models", *args, "--server", server.url, "--key", engineer])
 
         weights = triton.repository / FACE / "1" / "model.onnx"
-        assert models("add", FACE, str(weights)) == 0
+        assert models("add", FACE, str(weights), "--param", "cityveil_reliable_min_px=16") == 0
         assert "version 2 added" in capsys.readouterr().out
         assert models("activate", FACE, "2") == 0
+        config = triton.repository / FACE / "configs" / "cpu.pbtxt"
+        assert 'key: "cityveil_reliable_min_px" value: { string_value: "16" }' in config.read_text()
         out_at_swap = metric_sum(metrics(), "cityveil_frames_out_total")
 
         listed = server.request("GET", "/v1/models", engineer)[1]
@@ -114,6 +116,7 @@ def test_activating_a_new_face_detector_under_load(
         )
 
         assert models("rollback", FACE) == 0  # a second hot swap, back to v1
+        assert 'key: "cityveil_reliable_min_px" value: { string_value: "12" }' in config.read_text()
         assert wait_for(lambda: f"face={FACE}:1:triton" in metrics(), 30)
         assert metric_sum(metrics(), "cityveil_frames_failed_total") == 0
     finally:

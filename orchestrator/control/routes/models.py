@@ -4,11 +4,13 @@ A version is activated without stopping streams: Triton loads it beside the serv
 # No `from __future__ import annotations`: FastAPI must see the route-local Annotated dependencies.
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends, Header, Request
 from starlette.concurrency import run_in_threadpool
 
+from ...inference.version_config import TUNABLE
 from ...services.container import Services
 from ...services.keys import Principal, Role
+from ...services.model_config import HEADER, decode
 from ..auth import requires
 from ..schemas import ModelName, ModelOut, VersionAdded
 
@@ -19,6 +21,11 @@ ONNX_BODY = {
         "description": "the ONNX file, with the serving version's input and output tensor names",
     }
 }
+CONFIG_CHANGES = (
+    'optional JSON: config changes for this version, `{"parameters": {KEY: NUMBER}}`, KEY one of '
+    + ", ".join(f"`{key}` ({low:g} to {high:g})" for key, (low, high) in TUNABLE.items())
+    + "; validated with them, written into the model's configs when it is activated. Others: 422."
+)
 
 
 def model_routes(services: Services) -> APIRouter:
@@ -36,11 +43,18 @@ def model_routes(services: Services) -> APIRouter:
         openapi_extra=ONNX_BODY,
         responses={422: {"description": "refused at validation; the reason says why"}},
     )
-    async def add_version(name: ModelName, request: Request, who: Engineer) -> VersionAdded:
-        """Upload a new version; it is validated (loads, runs canary frames, meets the output contract,
-        masks the canary set about as well as the serving version) before it is kept. Not yet serving."""
+    async def add_version(
+        name: ModelName,
+        request: Request,
+        who: Engineer,
+        config: Annotated[str | None, Header(alias=HEADER, description=CONFIG_CHANGES)] = None,
+    ) -> VersionAdded:
+        """Upload a new version, with optional config changes; it is validated with them (loads, runs
+        canary frames, meets the output contract, masks the canary set about as well as the serving
+        version) before it is kept. Not yet serving."""
+        changes = decode(config)
         data = await request.body()
-        added: dict[str, Any] = await run_in_threadpool(services.models.add, name, data, who.actor)
+        added: dict[str, Any] = await run_in_threadpool(services.models.add, name, data, who.actor, changes)
         return VersionAdded(**added)
 
     @router.post("/{name}/activate")
