@@ -33,7 +33,7 @@ class FrameOutput(Protocol):
 
 @dataclass(frozen=True)
 class MuxSettings:
-    batch_size: int = 8
+    batch_size: int = 4  # measured: 8 adds about 100 ms to p95 latency at 4 cameras for no more frames/s
     batched_push_timeout_s: float = 0.04
 
 
