@@ -50,9 +50,8 @@ class EmbeddedEngine:
 
     def reload(self) -> None:
         """Load the serving versions again (after an activation); streams made from now on use them.
-        Through Triton there is nothing to do: the server swaps, and the labels follow."""
-        if self.triton is None:
-            self.detectors = self._load(list(self.detectors))
+        Through Triton the server swapped the model; the detectors re-read their traits from the configs."""
+        self.detectors = self._load(list(self.detectors))
 
     def stream(
         self, context: CameraContext, pixel_budget: float = 0.0, detect_interval: int = 1, name: str = ""

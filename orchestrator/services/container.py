@@ -14,7 +14,7 @@ from .audit import AuditLog
 from .cameras import CameraRegistry, StreamControl
 from .credentials import CredentialVault
 from .keys import KeyStore
-from .models import ModelControl, ModelManager, WorkerReload
+from .models import ModelControl, ModelManager, TritonThenWorkers, WorkerReload
 from .profiles import ProfileStore
 from .reports import ReportService
 from .streams import StreamMonitor
@@ -44,13 +44,14 @@ class Services:
 
 
 def _model_control(settings: ServerSettings, workers: StreamControl) -> ModelControl:
-    """Triton's model control when the data plane infers through Triton, else the workers' reload."""
+    """Triton's model control (then the workers' reload) when the data plane infers through Triton, else
+    the workers' reload alone."""
     triton = parse_inference(settings.inference)
     if triton is None:
         return WorkerReload(workers)
     from ..inference.triton_backend import TritonModelControl  # the `triton` extra
 
-    return TritonModelControl(triton.url)
+    return TritonThenWorkers(TritonModelControl(triton.url), workers)
 
 
 def open_services(settings: ServerSettings, control: StreamControl) -> Services:

@@ -69,6 +69,22 @@ class WorkerReload:
         return {}  # the workers load in their own processes; their status reports carry the labels
 
 
+class TritonThenWorkers:
+    """Through Triton: the server swaps the model, then every worker re-reads the configs, so that its
+    detectors' traits (the reliable object sizes the policy scales frames by) follow the new version."""
+
+    def __init__(self, triton: ModelControl, workers: StreamControl) -> None:
+        self.triton = triton
+        self.workers = WorkerReload(workers)
+
+    def load(self, name: str) -> None:
+        self.triton.load(name)
+        self.workers.load(name)
+
+    def states(self) -> dict[tuple[str, int], str]:
+        return self.triton.states()
+
+
 class ModelManager:
     def __init__(
         self,

@@ -110,6 +110,9 @@ def test_activating_a_new_face_detector_under_load(
         assert_face_masked(server, admin)
         audit = server.request("GET", "/v1/audit?action=model.activated", admin)[1]["entries"]
         assert [e["details"]["version"] for e in audit] == [2] and audit[0]["actor"]
+        # After Triton's swap the workers re-read the configs (the v2 upload changed its reliable size).
+        reloaded = server.request("GET", "/v1/audit?action=models_reloaded", admin)[1]["entries"]
+        assert {e["camera_id"] for e in reloaded} >= {"door"}
         failed = server.request("GET", "/v1/audit?action=model.activation_failed", admin)[1]["entries"]
         assert (
             failed and failed[0]["details"]["version"] == 3 and "cannot load" in failed[0]["details"]["error"]
