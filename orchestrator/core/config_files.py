@@ -33,6 +33,10 @@ def load_model_file(
     try:
         return model.model_validate({**(defaults or {}), **data})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or what
-        raise error(f"{what} file {path}: {where}: {first['msg']}") from exc
+        raise error(f"{what} file {path}: {first_error(exc, what)}") from exc
+
+
+def first_error(exc: ValidationError, what: str) -> str:
+    """The first problem of a validation as `where: what is wrong` (where defaults to `what`)."""
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc']) or what}: {first['msg']}"

@@ -179,3 +179,15 @@ def decide_masks(detections: Detections, plan: FramePlan, width: int, height: in
         object_sides=np.minimum(grown[:, 2] - grown[:, 0], grown[:, 3] - grown[:, 1]),
         style=plan.style,
     )
+
+
+ParameterRanges = dict[str, dict[str, list[float]]]  # class -> parameter -> [lowest, highest] applied
+
+
+def widen_ranges(into: ParameterRanges, ranges: ParameterRanges) -> None:
+    """Fold the parameter ranges of another period (or frame) into `into`."""
+    for name, parameters in ranges.items():
+        mine = into.setdefault(name, {})
+        for parameter, (low, high) in parameters.items():
+            old_low, old_high = mine.get(parameter, [low, high])
+            mine[parameter] = [min(old_low, low), max(old_high, high)]

@@ -23,10 +23,12 @@ from ..core.policy import (
     CameraContext,
     FramePlan,
     MaskDecisions,
+    ParameterRanges,
     SceneSignals,
     accept,
     decide_masks,
     plan_frame,
+    widen_ranges,
 )
 from ..core.tracking import HoldoverTracker
 from ..core.xp import array_module
@@ -59,16 +61,17 @@ class StreamStats:
     dropped_frames: int = 0
     detections: Counter[str] = field(default_factory=Counter)
     masks: Counter[str] = field(default_factory=Counter)
-    # class -> parameter -> [lowest, highest] applied: crowds move thresholds and margins frame by frame
-    parameter_ranges: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    # Crowds move thresholds and margins frame by frame: the range each took.
+    parameter_ranges: ParameterRanges = field(default_factory=dict)
 
     def add(self, result: FrameResult, plan: FramePlan) -> None:
-        for object_class, class_plan in plan.classes.items():
-            ranges = self.parameter_ranges.setdefault(object_class.name.lower(), {})
-            for name in ("threshold", "margin", "inference_scale"):
-                value = getattr(class_plan, name)
-                low, high = ranges.get(name, [value, value])
-                ranges[name] = [min(low, value), max(high, value)]
+        applied = {
+            object_class.name.lower(): {
+                name: [getattr(class_plan, name)] * 2 for name in ("threshold", "margin", "inference_scale")
+            }
+            for object_class, class_plan in plan.classes.items()
+        }
+        widen_ranges(self.parameter_ranges, applied)
         self.frames += 1
         self.analysed_frames += result.analysed
         self.failed_frames += result.failed
@@ -84,11 +87,7 @@ class StreamStats:
         self.dropped_frames += other.dropped_frames
         self.detections.update(other.detections)
         self.masks.update(other.masks)
-        for name, ranges in other.parameter_ranges.items():
-            mine = self.parameter_ranges.setdefault(name, {})
-            for parameter, (low, high) in ranges.items():
-                old_low, old_high = mine.get(parameter, [low, high])
-                mine[parameter] = [min(old_low, low), max(old_high, high)]
+        widen_ranges(self.parameter_ranges, other.parameter_ranges)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -165,11 +165,11 @@ class AuditLog:
         rows = session.execute(statement.order_by(AuditRow.seq).limit(limit)).scalars()
         return [_row_dict(row) for row in rows]
 
-    def entries(self, session: Session, batch: int = 1000) -> Iterator[dict[str, Any]]:
-        """Every entry in order, read in batches (the log grows without bound)."""
+    def entries(self, session: Session, batch: int = 1000, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every entry matching `query`'s filters, in order, read in batches (the log grows unbounded)."""
         after = 0
         while True:
-            rows = self.query(session, after_seq=after, limit=batch)
+            rows = self.query(session, after_seq=after, limit=batch, **filters)
             yield from rows
             if len(rows) < batch:
                 return

@@ -7,6 +7,7 @@ import html
 from collections import Counter
 from typing import Any
 
+from ..core.policy import ParameterRanges, widen_ranges
 from ..storage.database import Database
 from .audit import AuditLog
 from .errors import Invalid
@@ -18,14 +19,6 @@ STYLE = (
 STREAM_EVENTS = ("stream_started", "stream_stopped", "stream_live", "stream_failed", "stream_reconfigured")
 
 
-def _widen(into: dict[str, dict[str, list[float]]], ranges: dict[str, dict[str, list[float]]]) -> None:
-    for name, parameters in ranges.items():
-        mine = into.setdefault(name, {})
-        for parameter, (low, high) in parameters.items():
-            old_low, old_high = mine.get(parameter, [low, high])
-            mine[parameter] = [min(old_low, low), max(old_high, high)]
-
-
 class ReportService:
     def __init__(self, db: Database, audit: AuditLog) -> None:
         self.db = db
@@ -35,11 +28,11 @@ class ReportService:
         if since >= until:
             raise Invalid("'from' must be before 'to'")
         with self.db.read() as session:
-            entries = list(self._entries(session, camera_id, since, until))
+            entries = list(self.audit.entries(session, camera_id=camera_id, since=since, until=until))
         frames, analysed, failed, dropped, frames_in, live_s, covered_s = 0, 0, 0, 0, 0, 0.0, 0.0
         detections: Counter[str] = Counter()
         masks: Counter[str] = Counter()
-        parameters: dict[str, dict[str, list[float]]] = {}
+        parameters: ParameterRanges = {}
         profiles: set[str] = set()
         models: dict[str, set[str]] = {}
         events: Counter[str] = Counter()
@@ -56,7 +49,7 @@ class ReportService:
                 covered_s += details.get("interval_s", 0.0)
                 detections.update(details.get("detections", {}))
                 masks.update(details.get("masks", {}))
-                _widen(parameters, details.get("parameter_ranges", {}))
+                widen_ranges(parameters, details.get("parameter_ranges", {}))
                 if details.get("profile"):
                     profiles.add(details["profile"])
                 for name, label in details.get("models", {}).items():
@@ -89,17 +82,6 @@ class ReportService:
             "configuration_changes": changes,
             "summaries": sum(1 for e in entries if e["action"] == "processing_summary"),
         }
-
-    def _entries(self, session: Any, camera_id: str, since: str, until: str) -> Any:
-        after = 0
-        while True:
-            batch = self.audit.query(
-                session, camera_id=camera_id, since=since, until=until, after_seq=after, limit=1000
-            )
-            yield from batch
-            if len(batch) < 1000:
-                return
-            after = batch[-1]["seq"]
 
 
 def report_html(report: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from ..core.config_files import first_error
 from .errors import Invalid
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -15,6 +16,4 @@ def validated(model: type[ModelT], data: Any, what: str) -> ModelT:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or what
-        raise Invalid(f"{what}: {where}: {first['msg']}") from None
+        raise Invalid(f"{what}: {first_error(exc, what)}") from None
