@@ -88,15 +88,19 @@ class CameraOutputs:
         self.publish_encoded(camera_id, encode_jpeg(frame, self.jpeg_quality), pts_s)
 
     def publish_encoded(self, camera_id: str, jpeg: bytes, pts_s: float) -> None:
-        """A frame a worker process already encoded (and masked)."""
+        """A frame a worker process already encoded (and masked). Frames of a camera that is not
+        registered (not yet, or no longer: a removed camera's last frames in flight) are let go."""
         with self._changed:
+            if camera_id not in self._known:
+                return
             previous = self._frames.get(camera_id)
             self._frames[camera_id] = EncodedFrame(previous.sequence + 1 if previous else 1, jpeg, pts_s)
-            self._known.add(camera_id)
             self._changed.notify_all()
 
     def publish_metadata(self, camera_id: str, data: dict[str, Any]) -> None:
         with self._changed:
+            if camera_id not in self._known:
+                return
             previous = self._metadata.get(camera_id)
             self._metadata[camera_id] = MetadataEvent(previous.sequence + 1 if previous else 1, data)
             self._changed.notify_all()

@@ -375,8 +375,7 @@ class Supervisor:
             except (EOFError, OSError):
                 return
             if kind == "frame":
-                if camera_id in self.outputs.cameras():  # not a late frame of a removed camera
-                    self.outputs.publish_encoded(camera_id, *payload)
+                self.outputs.publish_encoded(camera_id, *payload)
             elif kind == "metadata":
                 self.outputs.publish_metadata(camera_id, *payload)
             else:
