@@ -5,7 +5,8 @@ where boxes do not overlap: the kernels mask every box from the original pixels,
 
 Masking is memory-bound (a box is read once and written once), so the figure is the bytes it moves per
 second as a share of what a device-to-device copy moves in the same run (target 70%). Two timings: the
-whole call (the work list built on the host and uploaded, then two kernel launches) and the kernels alone.
+whole call (the kernel plan built on the host and uploaded, then its one or two launches) and the kernels
+alone.
 
     .venv/bin/python benchmarks/bench_gpu_masks.py [--iterations 50] [--json gpu_masks.json]
 

@@ -1,7 +1,9 @@
 """The GPU mask kernels compiled for the host by g++, driven as `gpu_masks.mask_surfaces` drives them.
 
-A loop over thread indices stands in for the CUDA grid, and the surfaces are NumPy memory: the kernels'
-arithmetic runs on every machine. Only the CUDA toolchain itself needs a GPU.
+Each CUDA block of a launch runs in turn with a single thread: the kernels stride their loops by the
+block's size and synchronise between phases, so one thread does a whole block's work in the same order of
+phases. The surfaces are NumPy memory: the kernels' arithmetic runs on every machine. Only the CUDA
+toolchain itself needs a GPU.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from orchestrator.core import gpu_masks
-from orchestrator.core.gpu_masks import Surface, plane_table, table_totals
+from orchestrator.core.gpu_masks import Surface, kernel_plan
 from orchestrator.core.masks import MaskStyle
 
 HARNESS = r"""
@@ -23,20 +25,27 @@ HARNESS = r"""
 #include <algorithm>
 using std::min;
 struct Dim { unsigned x; };
-static Dim blockIdx, threadIdx, blockDim = {256};
+static Dim blockIdx, threadIdx, blockDim = {1};
+struct uchar4 { unsigned char x, y, z, w; };
 #define __global__
 #define __device__ static
+#define SHARED_BUFFER(name) static unsigned char name[64 * 1024] __attribute__((aligned(8)))
+static void __syncthreads() {}
 static unsigned atomicAdd(unsigned* a, unsigned v) { unsigned old = *a; *a += v; return old; }
 """
-DRIVER = r"""
-extern "C" void run(int kernel, const long long* table, int rows, long long n, unsigned* sums) {
-    for (long long g = 0; g < n; ++g) {
-        blockIdx.x = (unsigned)(g / blockDim.x);
-        threadIdx.x = (unsigned)(g % blockDim.x);
-        if (kernel == 0) block_sums(table, rows, n, sums); else write_pixels(table, rows, n, sums);
-    }
-}
-"""
+
+
+def _driver(names: Sequence[str]) -> str:
+    cases = "".join(
+        f"        case {i}: {name}(table, bands, means); break;\n" for i, name in enumerate(names)
+    )
+    return (
+        'extern "C" void run(int kernel, const long long* table, const int* bands, int blocks,\n'
+        "                    float* means) {\n"
+        "    for (int block = 0; block < blocks; ++block) {\n"
+        "        blockIdx.x = (unsigned)block;\n"
+        "        switch (kernel) {\n" + cases + "        }\n    }\n}\n"
+    )
 
 
 class HostKernels:
@@ -44,8 +53,9 @@ class HostKernels:
         compiler = shutil.which("g++")
         if compiler is None:
             raise FileNotFoundError("g++ is not installed: the kernels cannot be compiled for the host")
+        self.names = [name for launches in gpu_masks.KERNELS.values() for name, _ in launches]
         source, library = folder / "kernels.cpp", folder / "kernels.so"
-        source.write_text(HARNESS + gpu_masks._KERNELS + DRIVER)
+        source.write_text(HARNESS + gpu_masks._KERNELS + _driver(self.names))
         # -ffp-contract=off: no fused multiply-add, as nvrtc is told (--fmad=false)
         command = [compiler, "-O1", "-ffp-contract=off", "-shared", "-fPIC", "-o", str(library), str(source)]
         subprocess.run(command, check=True)
@@ -62,17 +72,15 @@ class HostKernels:
         object_sides: np.ndarray,
     ) -> int:
         self.calls += 1
-        table = np.ascontiguousarray(
-            plane_table(surfaces, frame_index, bounds, style, strengths, object_sides)
-        )
-        totals = table_totals(table)
-        sums = np.zeros(max(totals.cells, 1) * 3, dtype=np.uint32)
-        for kernel, count in ((0, totals.cell_rows), (1, totals.pixels)):
+        plan = kernel_plan(surfaces, frame_index, bounds, style, strengths, object_sides)
+        table, bands = np.ascontiguousarray(plan.table), np.ascontiguousarray(plan.bands)
+        means = np.zeros(max(plan.means, 1), dtype=np.float32)
+        for name, _ in plan.launches:
             self.lib.run(
-                ctypes.c_int(kernel),
+                ctypes.c_int(self.names.index(name)),
                 table.ctypes.data_as(ctypes.c_void_p),
-                ctypes.c_int(len(table)),
-                ctypes.c_longlong(count),
-                sums.ctypes.data_as(ctypes.c_void_p),
+                bands.ctypes.data_as(ctypes.c_void_p),
+                ctypes.c_int(len(bands)),
+                means.ctypes.data_as(ctypes.c_void_p),
             )
         return len(table)

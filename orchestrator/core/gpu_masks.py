@@ -1,38 +1,42 @@
-"""Every box of every frame of a batch masked on the GPU in two kernel launches, on RGBA or NV12 surfaces.
+"""Every box of every frame of a batch masked on the GPU in one or two kernel launches, on RGBA or NV12.
 
 `masks.mask_boxes` masks one box at a time; on CuPy each box then costs several kernel launches (pad,
 mean, repeat, clip...), so a crowd of 300 faces over a batch means thousands of launches. Here every box
-becomes one row per image plane of a table (`plane_table`, plain NumPy, testable anywhere), and two kernels
-walk the table: one adds up every block row by row, one writes every masked pixel. Launches stay at two per
-style, whatever the number of boxes or frames.
+becomes one row per image plane of a table, and each row is cut into bands: as many pixel rows as the
+mask's block is tall (blur, pixelate), or SOLID_BAND_ROWS (solid). One CUDA block masks one band, so the
+launch is as wide as the batch's work whatever the number of boxes or frames: solid and pixelate take one
+launch (a band reads its pixels, adds up its blocks in shared memory, writes), blur two (its tent filter
+also needs the block means of the bands above and below). The table and the band list are built on the
+host with NumPy (`kernel_plan`, testable anywhere) and uploaded once.
 
-The arithmetic follows `masks.py` step by step: block sizes come from the same `blur_block` and
-`pixelate_block`; block means are integer sums divided in double and stored as float32 (NumPy's `mean`
-with dtype float32); blur interpolates block centres in double exactly as `_upsample_linear` does (its
-weights are float64); the result is rounded half to even and clipped. The kernels are compiled without
-fused multiply-add so the order of operations is NumPy's. Tolerance against the NumPy backend: one grey
-level per channel (`PARITY_TOLERANCE`), which covers the last-bit differences a GPU's division may make.
+Masking is memory-bound, so the kernels touch each pixel as a whole word where they can: neighbouring
+threads read and write neighbouring pixels of a row (RGBA as one 4-byte word, alpha written back as read).
+
+The arithmetic follows `masks.py` step by step: block sizes from the same `block_sides`; block means are
+integer sums divided in double and stored as float32 (NumPy's `mean` with dtype float32); blur blends the
+block means of two block rows, then of two block columns, in double, exactly as `_upsample_linear` does
+(its weights are float64); the result is rounded half to even and clipped. The kernels are compiled
+without fused multiply-add so the order of operations is NumPy's. Tolerance against the NumPy backend:
+one grey level per channel (`PARITY_TOLERANCE`), for the last-bit differences a GPU's division may make.
 
 Surfaces are addressed by pointer and row pitch: DeepStream pads each row beyond width x bytes per pixel.
-Boxes of one frame that overlap are each masked from the original pixels, and the overlap gets the value of
-one of them (both are masks of the same strength; no pixel there keeps its original value).
+Boxes of one frame that overlap are each masked, and the overlap gets the value of one of them: every
+pixel of every box is overwritten by a block mean, a blend of block means, or the solid colour.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-from .masks import SOLID_COLOUR, MaskStyle, blur_block, mask_boxes, pixelate_block
+from .masks import SOLID_COLOUR, MaskStyle, block_sides, mask_boxes
 
 PARITY_TOLERANCE = 1  # grey levels per channel, GPU kernels against the NumPy masks
-GPU_STYLES = (MaskStyle.BLUR, MaskStyle.PIXELATE, MaskStyle.SOLID)  # noise stays with the per-box masks
 
 
 class Layout(str, Enum):
@@ -72,30 +76,6 @@ def _address(array: Any) -> int:
     return int(data.ptr) if hasattr(data, "ptr") else int(array.ctypes.data)
 
 
-# Columns of the plane table (int64). One row per box and plane; the kernels read nothing else (their
-# #defines repeat these positions; a test holds the two together).
-COLUMNS = (
-    "ptr",  # device address of the plane
-    "pitch",
-    "pixel_bytes",  # 4 RGBA, 1 luma, 2 chroma
-    "channels",  # channels masked: 3 RGBA (alpha kept), 1 luma, 2 chroma
-    "x1",
-    "y1",
-    "x2",
-    "y2",  # the box in the plane's pixels
-    "block",  # block side (blur and pixelate)
-    "style",  # index in STYLE_CODES
-    "c0",
-    "c1",
-    "c2",  # solid colour, per channel
-    "cell_start",  # first block of this row among all rows' blocks (prefix sum: the kernels' index)
-    "pixel_start",  # first pixel of this row among all rows' pixels
-    "cell_row_start",  # first block row (a block's row of pixels) of this row among all rows' block rows
-)
-COL = {name: i for i, name in enumerate(COLUMNS)}
-STYLE_CODES = {MaskStyle.SOLID: 0, MaskStyle.PIXELATE: 1, MaskStyle.BLUR: 2}
-
-
 def solid_yuv() -> tuple[int, int, int]:
     """SOLID_COLOUR in BT.601 limited range, as NV12 stores it."""
     r, g, b = SOLID_COLOUR
@@ -111,90 +91,6 @@ def chroma_bounds(bounds: np.ndarray) -> np.ndarray:
     out[:, :2] //= 2
     out[:, 2:] = -(-out[:, 2:] // 2)
     return out
-
-
-def _block(style: MaskStyle, side: int, strength: float) -> int:
-    if style is MaskStyle.SOLID:
-        return 1
-    return (pixelate_block if style is MaskStyle.PIXELATE else blur_block)(side, strength)
-
-
-def plane_table(
-    surfaces: Sequence[Surface],
-    frame_index: np.ndarray,
-    bounds: np.ndarray,
-    style: MaskStyle,
-    strengths: np.ndarray,
-    object_sides: np.ndarray,
-) -> np.ndarray:
-    """The kernels' work list [R, len(COLUMNS)] for boxes [N,4] (x1,y1,x2,y2) on frames `frame_index`.
-
-    Boxes are clipped to their surface (nothing is ever written outside one); empty boxes give no row.
-    NV12 gives two rows per box: luma at the box, chroma at half its coordinates and half its object size.
-    """
-    if style not in STYLE_CODES:
-        raise ValueError(
-            f"the GPU kernels mask with {', '.join(s.value for s in GPU_STYLES)}, not {style.value}"
-        )
-    rows: list[list[int]] = []
-    code = STYLE_CODES[style]
-    y, u, v = solid_yuv()
-    for k, box, strength, side in zip(
-        np.asarray(frame_index).tolist(),
-        np.asarray(bounds, dtype=np.int64).tolist(),
-        np.asarray(strengths, dtype=np.float64).tolist(),
-        np.asarray(object_sides).tolist(),
-        strict=True,
-    ):
-        surface = surfaces[k]
-        x1, y1 = max(box[0], 0), max(box[1], 0)
-        x2, y2 = min(box[2], surface.width), min(box[3], surface.height)
-        if x2 <= x1 or y2 <= y1:
-            continue
-        side = max(1, int(side))
-        if surface.layout is Layout.RGBA:
-            rgba = surface.planes[0]
-            block = _block(style, side, strength)
-            rows.append([rgba.ptr, rgba.pitch, 4, 3, x1, y1, x2, y2, block, code, *SOLID_COLOUR])
-            continue
-        luma, chroma = surface.planes
-        cx1, cy1, cx2, cy2 = chroma_bounds(np.array([[x1, y1, x2, y2]]))[0].tolist()
-        block, chroma_block = _block(style, side, strength), _block(style, max(1, side // 2), strength)
-        rows.append([luma.ptr, luma.pitch, 1, 1, x1, y1, x2, y2, block, code, y, 0, 0])
-        rows.append([chroma.ptr, chroma.pitch, 2, 2, cx1, cy1, cx2, cy2, chroma_block, code, u, v, 0])
-    table = np.zeros((len(rows), len(COLUMNS)), dtype=np.int64)
-    if not rows:
-        return table
-    table[:, : COL["cell_start"]] = rows
-    w = table[:, COL["x2"]] - table[:, COL["x1"]]
-    h = table[:, COL["y2"]] - table[:, COL["y1"]]
-    blocks = table[:, COL["block"]]
-    cells = np.zeros_like(w) if style is MaskStyle.SOLID else -(-w // blocks) * -(-h // blocks)
-    table[:, COL["cell_start"]] = np.cumsum(cells) - cells
-    table[:, COL["pixel_start"]] = np.cumsum(w * h) - w * h
-    table[:, COL["cell_row_start"]] = np.cumsum(cells * blocks) - cells * blocks
-    return table
-
-
-class Totals(NamedTuple):
-    cells: int  # blocks: sums kept
-    cell_rows: int  # a block's rows of pixels: the first kernel's threads
-    pixels: int  # masked pixels: the second kernel's threads
-
-
-def table_totals(table: np.ndarray) -> Totals:
-    """What the work list adds up to: the sizes of the two kernels' grids and of the block sums."""
-    if not len(table):
-        return Totals(0, 0, 0)
-    last = table[-1]
-    w, h, block = last[COL["x2"]] - last[COL["x1"]], last[COL["y2"]] - last[COL["y1"]], last[COL["block"]]
-    solid = last[COL["style"]] == STYLE_CODES[MaskStyle.SOLID]
-    cells = 0 if solid else math.ceil(w / block) * math.ceil(h / block)
-    return Totals(
-        int(last[COL["cell_start"]] + cells),
-        int(last[COL["cell_row_start"]] + cells * block),
-        int(last[COL["pixel_start"]] + w * h),
-    )
 
 
 def mask_nv12_boxes(
@@ -222,13 +118,171 @@ def mask_nv12_boxes(
     return done
 
 
-# Pass 1: one thread per row of pixels of a block, adding it into the block's integer sums (atomically:
-# integer sums do not depend on the order). Pass 2: one thread per masked pixel; a block's mean is its sum
-# divided in double, as NumPy's mean. A thread finds its table row by binary search over the prefix sums,
-# so rows of any size share one launch. Index arithmetic is 32-bit (a batch has fewer than 2^31 pixels):
-# 64-bit division is many times slower on a GPU.
+# Columns of the plane table (int64). One row per box and plane; the kernels read nothing else (their
+# #defines repeat these positions; a test holds the two together).
+COLUMNS = (
+    "ptr",  # device address of the plane
+    "pitch",
+    "pixel_bytes",  # 4 RGBA, 1 luma, 2 chroma
+    "channels",  # channels masked: 3 RGBA (alpha kept), 1 luma, 2 chroma
+    "x1",
+    "y1",
+    "x2",
+    "y2",  # the box in the plane's pixels
+    "block",  # block side (blur and pixelate; 1 for solid)
+    "band_rows",  # pixel rows per band (one CUDA block each): the block side, or SOLID_BAND_ROWS
+    "c0",
+    "c1",
+    "c2",  # solid colour, per channel
+    "cell_start",  # first block of this row among all rows' blocks (blur keeps their means between kernels)
+)
+COL = {name: i for i, name in enumerate(COLUMNS)}
+SOLID_BAND_ROWS = 8  # enough pixels per CUDA block to keep its threads busy on a small box
+THREADS = 128
+SHARED_LIMIT = 48 * 1024  # bytes of shared memory a CUDA block may use without opting in
+# The kernels of each style, in launch order, and the shared memory each needs per block column of a band.
+KERNELS: dict[MaskStyle, tuple[tuple[str, int], ...]] = {
+    MaskStyle.SOLID: (("solid_bands", 0),),
+    MaskStyle.PIXELATE: (("pixelate_bands", 3 * 4 * 2),),  # sums (uint32), then means (float32)
+    MaskStyle.BLUR: (("blur_means", 3 * 4), ("blur_bands", 3 * 8)),  # sums; then one row's blend (double)
+}
+GPU_STYLES = tuple(KERNELS)  # noise stays with the per-box masks
+
+
+def _surface_columns(surfaces: Sequence[Surface]) -> dict[str, np.ndarray]:
+    """Per surface: size, layout and planes, as arrays a box's frame index can pick from."""
+
+    def column(values: list[int]) -> np.ndarray:
+        return np.asarray(values, dtype=np.int64)
+
+    chroma = [s.planes[1] if s.layout is Layout.NV12 else Plane(0, 0) for s in surfaces]
+    return {
+        "width": column([s.width for s in surfaces]),
+        "height": column([s.height for s in surfaces]),
+        "nv12": np.asarray([s.layout is Layout.NV12 for s in surfaces], dtype=bool),
+        "ptr": column([s.planes[0].ptr for s in surfaces]),
+        "pitch": column([s.planes[0].pitch for s in surfaces]),
+        "chroma_ptr": column([p.ptr for p in chroma]),
+        "chroma_pitch": column([p.pitch for p in chroma]),
+    }
+
+
+def plane_table(
+    surfaces: Sequence[Surface],
+    frame_index: np.ndarray,
+    bounds: np.ndarray,
+    style: MaskStyle,
+    strengths: np.ndarray,
+    object_sides: np.ndarray,
+) -> np.ndarray:
+    """The kernels' table [R, len(COLUMNS)] for boxes [N,4] (x1,y1,x2,y2) on frames `frame_index`.
+
+    Boxes are clipped to their surface (nothing is ever written outside one); empty boxes give no row.
+    NV12 gives two rows per box: luma at the box, chroma at half its coordinates and half its object size.
+    """
+    if style not in KERNELS:
+        raise ValueError(
+            f"the GPU kernels mask with {', '.join(s.value for s in GPU_STYLES)}, not {style.value}"
+        )
+    boxes = np.asarray(bounds, dtype=np.int64).reshape(-1, 4)
+    frames = np.asarray(frame_index, dtype=np.int64)
+    sides = np.maximum(1, np.asarray(object_sides).astype(np.int64))
+    strength = np.asarray(strengths, dtype=np.float64)
+    if not len(boxes):
+        return np.zeros((0, len(COLUMNS)), dtype=np.int64)
+    on = {name: values[frames] for name, values in _surface_columns(surfaces).items()}
+    x1, y1 = np.maximum(boxes[:, 0], 0), np.maximum(boxes[:, 1], 0)
+    x2, y2 = np.minimum(boxes[:, 2], on["width"]), np.minimum(boxes[:, 3], on["height"])
+    kept = (x2 > x1) & (y2 > y1)
+
+    def block(object_side: np.ndarray) -> np.ndarray:
+        if style is MaskStyle.SOLID:
+            return np.ones_like(object_side)
+        return block_sides(style, object_side, strength)
+
+    # First plane of every box (RGBA, or NV12 luma), then the chroma plane of the NV12 ones.
+    clipped = np.stack([x1, y1, x2, y2], axis=1)
+    nv12 = on["nv12"]
+    y, u, v = solid_yuv()
+    first = np.zeros((len(boxes), len(COLUMNS)), dtype=np.int64)
+    first[:, [COL["ptr"], COL["pitch"]]] = np.stack([on["ptr"], on["pitch"]], axis=1)
+    first[:, COL["pixel_bytes"]] = np.where(nv12, 1, 4)
+    first[:, COL["channels"]] = np.where(nv12, 1, 3)
+    first[:, COL["x1"] : COL["y2"] + 1] = clipped
+    first[:, COL["block"]] = block(sides)
+    first[:, COL["c0"] : COL["c2"] + 1] = np.where(nv12[:, None], (y, 0, 0), SOLID_COLOUR)
+    second = np.zeros_like(first)
+    second[:, [COL["ptr"], COL["pitch"]]] = np.stack([on["chroma_ptr"], on["chroma_pitch"]], axis=1)
+    second[:, COL["pixel_bytes"]] = second[:, COL["channels"]] = 2
+    second[:, COL["x1"] : COL["y2"] + 1] = chroma_bounds(clipped)
+    second[:, COL["block"]] = block(np.maximum(1, sides // 2))
+    second[:, COL["c0"] : COL["c2"] + 1] = (u, v, 0)
+    # Box by box, luma before chroma.
+    table = np.stack([first, second], axis=1)[np.stack([kept, kept & nv12], axis=1)]
+    if style is MaskStyle.SOLID:
+        table[:, COL["band_rows"]] = SOLID_BAND_ROWS
+    else:
+        table[:, COL["band_rows"]] = table[:, COL["block"]]
+        cells = _cells_across(table) * _ceil_div(_height(table), table[:, COL["block"]])
+        table[:, COL["cell_start"]] = np.cumsum(cells) - cells
+    rgba = table[table[:, COL["pixel_bytes"]] == 4]
+    if ((rgba[:, COL["ptr"]] | rgba[:, COL["pitch"]]) % 4).any():
+        raise ValueError("RGBA surfaces must start and pitch on 4-byte boundaries (pixels are read as words)")
+    return table
+
+
+def _ceil_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return -(-a // b)
+
+
+def _height(table: np.ndarray) -> np.ndarray:
+    return table[:, COL["y2"]] - table[:, COL["y1"]]
+
+
+def _cells_across(table: np.ndarray) -> np.ndarray:
+    """Blocks across each row's box (the last one padded by repeating the box's last column)."""
+    return _ceil_div(table[:, COL["x2"]] - table[:, COL["x1"]], table[:, COL["block"]])
+
+
+@dataclass(frozen=True)
+class KernelPlan:
+    """What the GPU runs for one batch: the table, its bands, and the launches over them."""
+
+    table: np.ndarray  # int64 [R, len(COLUMNS)]
+    bands: np.ndarray  # int32 [B, 2]: table row, band within that row's box; one CUDA block each
+    launches: tuple[tuple[str, int], ...]  # kernel name, shared memory bytes per CUDA block
+    means: int  # float32 values the blur kernels hand on (3 per block)
+
+
+def kernel_plan(
+    surfaces: Sequence[Surface],
+    frame_index: np.ndarray,
+    bounds: np.ndarray,
+    style: MaskStyle,
+    strengths: np.ndarray,
+    object_sides: np.ndarray,
+) -> KernelPlan:
+    table = plane_table(surfaces, frame_index, bounds, style, strengths, object_sides)
+    counts = _ceil_div(_height(table), table[:, COL["band_rows"]])
+    rows = np.repeat(np.arange(len(table), dtype=np.int32), counts)
+    firsts = np.repeat(np.cumsum(counts) - counts, counts)
+    bands = np.stack([rows, np.arange(len(rows)) - firsts], axis=1).astype(np.int32)
+    widest = int(_cells_across(table).max(initial=0))
+    launches = tuple((name, widest * per_cell) for name, per_cell in KERNELS[style])
+    if any(shared > SHARED_LIMIT for _, shared in launches):
+        raise ValueError(f"a box {widest} blocks wide is wider than the GPU kernels' shared memory holds")
+    means = 0
+    if style is MaskStyle.BLUR and len(table):
+        last = table[-1]
+        means = 3 * int(last[COL["cell_start"]] + _cells_across(last[None])[0] * counts[-1])
+    return KernelPlan(table, bands, launches, means)
+
+
+# One CUDA block per band. A thread first adds up whole columns of the band (neighbouring threads read
+# neighbouring pixels of a row), then the block writes the band's pixels row by row. Index arithmetic is
+# 32-bit: 64-bit division is many times slower on a GPU.
 _KERNELS = r"""
-#define COLS 16
+#define COLS 14
 #define PTR 0
 #define PITCH 1
 #define PIXEL_BYTES 2
@@ -238,45 +292,134 @@ _KERNELS = r"""
 #define X2 6
 #define Y2 7
 #define BLOCK 8
-#define STYLE 9
+#define BAND_ROWS 9
 #define C0 10
 #define CELL_START 13
-#define PIXEL_START 14
-#define CELL_ROW_START 15
 
-__device__ int find_row(const long long* table, int rows, long long g, int column) {
-    int lo = 0, hi = rows - 1;  // the last row whose start is <= g (rows without work share a start)
-    while (lo < hi) {
-        int mid = (lo + hi + 1) / 2;
-        if (table[mid * COLS + column] <= g) lo = mid; else hi = mid - 1;
-    }
-    return lo;
+// Loops over a plane's 1 to 3 channels with a fixed bound, so small per-channel arrays stay in registers.
+#define UNROLLED_CHANNELS(d) _Pragma("unroll") for (int c = 0; c < 3; ++c) if (c < (d).channels)
+
+#ifndef SHARED_BUFFER
+#define SHARED_BUFFER(name) extern __shared__ __align__(8) unsigned char name[]
+#endif
+
+struct Band {
+    unsigned char* plane;
+    long long pitch;
+    int pixel_bytes, channels, x1, y1, w, h, b;
+    int y0, rows;  // the band: its first pixel row in the box, and how many of its rows the box has
+    int wb, hb;    // blocks across and down the box
+    long long cell_start;
+    int colour[3];
+};
+
+__device__ Band band_of(const long long* table, const int* bands) {
+    const int* item = bands + 2 * blockIdx.x;
+    const long long* t = table + (long long)item[0] * COLS;
+    Band d;
+    d.plane = (unsigned char*)t[PTR];
+    d.pitch = t[PITCH];
+    d.pixel_bytes = (int)t[PIXEL_BYTES];
+    d.channels = (int)t[CHANNELS];
+    d.x1 = (int)t[X1];
+    d.y1 = (int)t[Y1];
+    d.w = (int)t[X2] - d.x1;
+    d.h = (int)t[Y2] - d.y1;
+    d.b = (int)t[BLOCK];
+    d.y0 = item[1] * (int)t[BAND_ROWS];
+    d.rows = min((int)t[BAND_ROWS], d.h - d.y0);
+    d.wb = (d.w + d.b - 1) / d.b;
+    d.hb = (d.h + d.b - 1) / d.b;
+    d.cell_start = t[CELL_START];
+    d.colour[0] = (int)t[C0];
+    d.colour[1] = (int)t[C0 + 1];
+    d.colour[2] = (int)t[C0 + 2];
+    return d;
 }
 
-extern "C" __global__ void block_sums(const long long* table, int rows, long long cell_rows,
-                                      unsigned int* sums) {
-    long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (g >= cell_rows) return;
-    const long long* t = table + find_row(table, rows, g, CELL_ROW_START) * COLS;
-    int b = (int)t[BLOCK], x1 = (int)t[X1], y1 = (int)t[Y1], x2 = (int)t[X2], y2 = (int)t[Y2];
-    int local = (int)(g - t[CELL_ROW_START]);
-    int cell = local / b, dy = local - cell * b;
-    int wb = (x2 - x1 + b - 1) / b;
-    int cy = cell / wb;
-    int bx = x1 + (cell - cy * wb) * b, y = min(y1 + cy * b + dy, y2 - 1);  // edge rows replicated
-    const unsigned char* row = (const unsigned char*)t[PTR] + (long long)y * t[PITCH];
-    int channels = (int)t[CHANNELS], pixel_bytes = (int)t[PIXEL_BYTES];
-    unsigned int s[3] = {0, 0, 0};
-    for (int dx = 0; dx < b; ++dx) {
-        const unsigned char* p = row + min(bx + dx, x2 - 1) * pixel_bytes;  // edge columns replicated
-        for (int c = 0; c < channels; ++c) s[c] += p[c];
-    }
-    unsigned int* out = sums + (t[CELL_START] + cell) * 3;
-    for (int c = 0; c < channels; ++c) atomicAdd(out + c, s[c]);
+__device__ unsigned char* pixel(const Band& d, int x, int y) {
+    return d.plane + (long long)(d.y1 + y) * d.pitch + (d.x1 + x) * d.pixel_bytes;
 }
 
-__device__ double block_mean(const unsigned int* s, int b) {
-    return (double)(float)((double)*s / (double)(b * b));  // stored as float32 by NumPy's mean
+__device__ void load(const unsigned char* p, int pixel_bytes, unsigned int v[3]) {
+    if (pixel_bytes == 4) {
+        uchar4 q = *(const uchar4*)p;
+        v[0] = q.x; v[1] = q.y; v[2] = q.z;
+    } else {
+        v[0] = p[0];
+        if (pixel_bytes == 2) v[1] = p[1];
+    }
+}
+
+__device__ void store(unsigned char* p, const Band& d, const unsigned char v[3]) {
+    if (d.pixel_bytes == 4) {  // one word, alpha as it was
+        uchar4 q = *(const uchar4*)p;
+        q.x = v[0]; q.y = v[1]; q.z = v[2];
+        *(uchar4*)p = q;
+    } else {
+        p[0] = v[0];
+        if (d.channels == 2) p[1] = v[1];
+    }
+}
+
+__device__ unsigned char to_byte(double value) {
+    return (unsigned char)fmin(fmax(rint(value), 0.0), 255.0);
+}
+
+// Integer sums of the band's blocks, 3 per block, in shared memory; rows and columns past the box repeat
+// its last row and column, as NumPy's edge padding does.
+__device__ void band_sums(const Band& d, unsigned int* sums) {
+    for (int i = threadIdx.x; i < d.wb * 3; i += blockDim.x) sums[i] = 0;
+    __syncthreads();
+    for (int x = threadIdx.x; x < d.w; x += blockDim.x) {
+        unsigned int s[3] = {0, 0, 0}, v[3];
+        for (int dy = 0; dy < d.b; ++dy) {
+            load(pixel(d, x, min(d.y0 + dy, d.h - 1)), d.pixel_bytes, v);
+            UNROLLED_CHANNELS(d) s[c] += v[c];
+        }
+        unsigned int copies = x == d.w - 1 ? 1 + d.wb * d.b - d.w : 1;
+        UNROLLED_CHANNELS(d) atomicAdd(sums + (x / d.b) * 3 + c, s[c] * copies);
+    }
+    __syncthreads();
+}
+
+__device__ float block_mean(unsigned int sum, int b) {
+    return (float)((double)sum / (double)(b * b));  // NumPy's mean with dtype float32
+}
+
+extern "C" __global__ void solid_bands(const long long* table, const int* bands, float* means) {
+    Band d = band_of(table, bands);
+    unsigned char v[3] = {(unsigned char)d.colour[0], (unsigned char)d.colour[1], (unsigned char)d.colour[2]};
+    for (int i = threadIdx.x; i < d.rows * d.w; i += blockDim.x) {
+        int dy = i / d.w;
+        store(pixel(d, i - dy * d.w, d.y0 + dy), d, v);
+    }
+}
+
+extern "C" __global__ void pixelate_bands(const long long* table, const int* bands, float* means) {
+    SHARED_BUFFER(shared);
+    Band d = band_of(table, bands);
+    unsigned int* sums = (unsigned int*)shared;
+    float* block = (float*)(shared + d.wb * 3 * sizeof(unsigned int));
+    band_sums(d, sums);
+    for (int i = threadIdx.x; i < d.wb * 3; i += blockDim.x) block[i] = block_mean(sums[i], d.b);
+    __syncthreads();
+    for (int i = threadIdx.x; i < d.rows * d.w; i += blockDim.x) {
+        int dy = i / d.w, x = i - dy * d.w;
+        unsigned char v[3];
+        UNROLLED_CHANNELS(d) v[c] = to_byte(block[(x / d.b) * 3 + c]);
+        store(pixel(d, x, d.y0 + dy), d, v);
+    }
+}
+
+// Blur, pass 1: the means of the band's blocks, for pass 2 to blend with the bands above and below.
+extern "C" __global__ void blur_means(const long long* table, const int* bands, float* means) {
+    SHARED_BUFFER(shared);
+    Band d = band_of(table, bands);
+    unsigned int* sums = (unsigned int*)shared;
+    band_sums(d, sums);
+    float* out = means + (d.cell_start + (long long)(d.y0 / d.b) * d.wb) * 3;
+    for (int i = threadIdx.x; i < d.wb * 3; i += blockDim.x) out[i] = block_mean(sums[i], d.b);
 }
 
 // masks.py's _upsample_linear: block-centre position in float32, weights and blend in double.
@@ -288,43 +431,33 @@ __device__ void tent(int i, int b, int n, int* lo, int* hi, double* t) {
     *t = (double)pos - (double)*lo;
 }
 
-extern "C" __global__ void write_pixels(const long long* table, int rows, long long pixels,
-                                        const unsigned int* sums) {
-    long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (g >= pixels) return;
-    const long long* t = table + find_row(table, rows, g, PIXEL_START) * COLS;
-    int k = (int)(g - t[PIXEL_START]);
-    int x1 = (int)t[X1], y1 = (int)t[Y1], w = (int)t[X2] - x1, h = (int)t[Y2] - y1, b = (int)t[BLOCK];
-    int py = k / w, px = k - py * w;
-    int pixel_bytes = (int)t[PIXEL_BYTES];
-    unsigned char* p = (unsigned char*)t[PTR] + (long long)(y1 + py) * t[PITCH] + (x1 + px) * pixel_bytes;
-    int channels = (int)t[CHANNELS], style = (int)t[STYLE];
-    int wb = (w + b - 1) / b, hb = (h + b - 1) / b;
-    const unsigned int* m = sums + t[CELL_START] * 3;
-    for (int c = 0; c < channels; ++c) {
-        double value;
-        if (style == 0) {
-            value = (double)t[C0 + c];
-        } else if (style == 1) {
-            value = block_mean(m + ((py / b) * wb + px / b) * 3 + c, b);
-        } else {
-            int ylo, yhi, xlo, xhi;
-            double ty, tx;
-            tent(py, b, hb, &ylo, &yhi, &ty);
-            tent(px, b, wb, &xlo, &xhi, &tx);
-            // Rows first, then columns, as NumPy does: the blend at each of the two columns...
-            double left = block_mean(m + (ylo * wb + xlo) * 3 + c, b) * (1.0 - ty)
-                          + block_mean(m + (yhi * wb + xlo) * 3 + c, b) * ty;
-            double right = block_mean(m + (ylo * wb + xhi) * 3 + c, b) * (1.0 - ty)
-                           + block_mean(m + (yhi * wb + xhi) * 3 + c, b) * ty;
-            // ...then between them.
-            value = left * (1.0 - tx) + right * tx;
+// Blur, pass 2: per pixel row of the band, the blend of two block rows (shared by the whole row), then
+// per pixel the blend of two block columns of it, as NumPy interpolates rows first, then columns.
+extern "C" __global__ void blur_bands(const long long* table, const int* bands, float* means) {
+    SHARED_BUFFER(shared);
+    Band d = band_of(table, bands);
+    double* row = (double*)shared;
+    const float* m = means + d.cell_start * 3;
+    for (int dy = 0; dy < d.rows; ++dy) {
+        int ylo, yhi;
+        double ty;
+        tent(d.y0 + dy, d.b, d.hb, &ylo, &yhi, &ty);
+        for (int i = threadIdx.x; i < d.wb * 3; i += blockDim.x) {
+            row[i] = (double)m[ylo * d.wb * 3 + i] * (1.0 - ty) + (double)m[yhi * d.wb * 3 + i] * ty;
         }
-        p[c] = (unsigned char)fmin(fmax(rint(value), 0.0), 255.0);  // alpha (RGBA) is never written
+        __syncthreads();
+        for (int x = threadIdx.x; x < d.w; x += blockDim.x) {
+            int xlo, xhi;
+            double tx;
+            tent(x, d.b, d.wb, &xlo, &xhi, &tx);
+            unsigned char v[3];
+            UNROLLED_CHANNELS(d) v[c] = to_byte(row[xlo * 3 + c] * (1.0 - tx) + row[xhi * 3 + c] * tx);
+            store(pixel(d, x, d.y0 + dy), d, v);
+        }
+        __syncthreads();  // the next pixel row overwrites the blend
     }
 }
 """
-THREADS = 256
 
 
 @cache
@@ -337,11 +470,11 @@ def _module() -> Any:
 
 @dataclass(frozen=True)
 class DeviceWork:
-    """A batch's work list on the device, with what it adds up to."""
+    """A batch's plan with its table and bands uploaded to the device."""
 
-    table: Any  # cupy array [R, len(COLUMNS)]
-    rows: int
-    totals: Totals
+    plan: KernelPlan
+    table: Any  # cupy arrays
+    bands: Any
 
 
 def device_work(
@@ -352,33 +485,24 @@ def device_work(
     strengths: np.ndarray,
     object_sides: np.ndarray,
 ) -> DeviceWork | None:
-    """The work list, built on the host (a few hundred rows) and uploaded once; None when nothing to do."""
+    """The plan, built on the host and uploaded once; None when there is nothing to mask."""
     import cupy
 
-    table = plane_table(surfaces, frame_index, bounds, style, strengths, object_sides)
-    totals = table_totals(table)
-    if totals.pixels == 0:
+    plan = kernel_plan(surfaces, frame_index, bounds, style, strengths, object_sides)
+    if not len(plan.bands):
         return None
-    if totals.pixels >= 2**31:
-        raise ValueError("a batch to mask has 2^31 pixels or more: the kernels index in 32 bits")
-    return DeviceWork(cupy.asarray(table), len(table), totals)
+    return DeviceWork(plan, cupy.asarray(plan.table), cupy.asarray(plan.bands))
 
 
 def launch(work: DeviceWork) -> None:
-    """The two kernels over a work list: block sums (blur, pixelate), then every pixel of every box."""
+    """The plan's kernels, one CUDA block per band."""
     import cupy
 
     module = _module()
-    totals = work.totals
-    sums = cupy.zeros(max(totals.cells, 1) * 3, dtype=cupy.uint32)
-    rows = np.int32(work.rows)
-    if totals.cell_rows:
-        grid = (-(-totals.cell_rows // THREADS),)
-        module.get_function("block_sums")(
-            grid, (THREADS,), (work.table, rows, np.int64(totals.cell_rows), sums)
-        )
-    grid = (-(-totals.pixels // THREADS),)
-    module.get_function("write_pixels")(grid, (THREADS,), (work.table, rows, np.int64(totals.pixels), sums))
+    means = cupy.empty(max(work.plan.means, 1), dtype=cupy.float32)
+    grid = (len(work.plan.bands),)
+    for name, shared in work.plan.launches:
+        module.get_function(name)(grid, (THREADS,), (work.table, work.bands, means), shared_mem=shared)
 
 
 def mask_surfaces(
@@ -389,7 +513,8 @@ def mask_surfaces(
     strengths: np.ndarray,
     object_sides: np.ndarray,
 ) -> int:
-    """Mask boxes [N,4] on GPU surfaces in place, in two kernel launches; returns the rows (planes) masked.
+    """Mask boxes [N,4] on GPU surfaces in place, in one or two kernel launches; returns the rows (planes)
+    masked.
 
     Runs on CuPy's current stream; the caller synchronises before the buffer moves on.
     """
@@ -397,4 +522,4 @@ def mask_surfaces(
     if work is None:
         return 0
     launch(work)
-    return work.rows
+    return len(work.plan.table)

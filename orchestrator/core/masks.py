@@ -28,14 +28,19 @@ _PIXELATE_BLOCKS = (10.0, 4.0)
 _BLUR_SAMPLES = (8.0, 4.0)
 
 
+def block_sides(style: MaskStyle, short_sides: Any, strengths: Any) -> np.ndarray:
+    """Block side in pixels (at least 2) of blur or pixelate for objects of these short sides (arrays)."""
+    low, high = _PIXELATE_BLOCKS if style is MaskStyle.PIXELATE else _BLUR_SAMPLES
+    blocks = low + (high - low) * np.asarray(strengths, dtype=np.float64)
+    return np.maximum(2, np.ceil(np.asarray(short_sides) / blocks)).astype(np.int64)
+
+
 def pixelate_block(short_side: int, strength: float) -> int:
-    blocks = _PIXELATE_BLOCKS[0] + (_PIXELATE_BLOCKS[1] - _PIXELATE_BLOCKS[0]) * strength
-    return max(2, int(np.ceil(short_side / blocks)))
+    return int(block_sides(MaskStyle.PIXELATE, short_side, strength))
 
 
 def blur_block(short_side: int, strength: float) -> int:
-    samples = _BLUR_SAMPLES[0] + (_BLUR_SAMPLES[1] - _BLUR_SAMPLES[0]) * strength
-    return max(2, int(np.ceil(short_side / samples)))
+    return int(block_sides(MaskStyle.BLUR, short_side, strength))
 
 
 def _block_means(region: Any, b: int) -> Any:

@@ -7,7 +7,10 @@ On a GPU the kernels run through CuPy; everywhere the same CUDA source also runs
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,14 +21,15 @@ from orchestrator.core.gpu_masks import (
     COL,
     GPU_STYLES,
     PARITY_TOLERANCE,
+    SOLID_BAND_ROWS,
     Layout,
     Plane,
     Surface,
     chroma_bounds,
+    kernel_plan,
     mask_nv12_boxes,
     plane_table,
     solid_yuv,
-    table_totals,
 )
 from orchestrator.core.masks import SOLID_COLOUR, MaskStyle, blur_block, mask_boxes, pixelate_block
 from orchestrator.core.xp import available_backends
@@ -191,24 +195,60 @@ def test_table_clips_to_the_surface_and_skips_empty_boxes() -> None:
     assert (table[:, COL["pitch"]] == 512).all() and (table[:, COL["ptr"]] == 4096).all()
 
 
-def test_table_prefix_sums_index_every_block_and_pixel_once() -> None:
+def test_plan_gives_every_band_of_every_box_one_cuda_block() -> None:
     surface = Surface(Layout.RGBA, 200, 100, (Plane(0, 800),))
     bounds = np.array([[0, 0, 30, 20], [50, 50, 51, 51], [100, 0, 200, 100]])
     sides = np.array([20, 1, 100])
 
-    table = plane_table([surface] * 2, np.array([0, 1, 1]), bounds, MaskStyle.BLUR, np.zeros(3), sides)
+    plan = kernel_plan([surface] * 2, np.array([0, 1, 1]), bounds, MaskStyle.BLUR, np.zeros(3), sides)
 
     blocks = [blur_block(int(s), 0.0) for s in sides]
-    cells = [-(-30 // blocks[0]) * -(-20 // blocks[0]), 1, (-(-100 // blocks[2])) ** 2]
-    assert table[:, COL["cell_start"]].tolist() == [0, cells[0], cells[0] + cells[1]]
-    assert table[:, COL["pixel_start"]].tolist() == [0, 600, 601]
-    assert table[:, COL["cell_row_start"]].tolist() == [
-        0,
-        cells[0] * blocks[0],
-        cells[0] * blocks[0] + blocks[1],
-    ]
-    rows_of_blocks = sum(c * b for c, b in zip(cells, blocks, strict=True))
-    assert table_totals(table) == (sum(cells), rows_of_blocks, 600 + 1 + 100 * 100)
+    assert plan.table[:, COL["block"]].tolist() == plan.table[:, COL["band_rows"]].tolist() == blocks
+    down = [-(-20 // blocks[0]), 1, -(-100 // blocks[2])]
+    across = [-(-30 // blocks[0]), 1, -(-100 // blocks[2])]
+    assert plan.bands.tolist() == [[row, band] for row in range(3) for band in range(down[row])]
+    cells = [a * d for a, d in zip(across, down, strict=True)]
+    assert plan.table[:, COL["cell_start"]].tolist() == [0, cells[0], cells[0] + cells[1]]
+    assert plan.means == 3 * sum(cells)
+    assert plan.launches == (("blur_means", 3 * 4 * max(across)), ("blur_bands", 3 * 8 * max(across)))
+
+
+def test_solid_bands_group_rows_and_need_no_shared_memory() -> None:
+    surface = Surface(Layout.RGBA, 64, 64, (Plane(0, 256),))
+    plan = kernel_plan(
+        [surface], np.zeros(1, int), np.array([[0, 0, 10, 20]]), MaskStyle.SOLID, np.ones(1), np.full(1, 10)
+    )
+    assert plan.bands.tolist() == [[0, band] for band in range(-(-20 // SOLID_BAND_ROWS))]
+    assert plan.launches == (("solid_bands", 0),) and plan.means == 0
+
+
+def test_plan_of_nothing_launches_no_block() -> None:
+    surface = Surface(Layout.RGBA, 64, 64, (Plane(0, 256),))
+    plan = kernel_plan(
+        [surface], np.zeros(1, int), np.array([[70, 0, 80, 9]]), MaskStyle.BLUR, np.ones(1), np.ones(1)
+    )
+    assert len(plan.table) == len(plan.bands) == plan.means == 0
+
+
+def test_rgba_planes_off_word_boundaries_are_refused() -> None:
+    surface = Surface(Layout.RGBA, 64, 64, (Plane(2, 256),))
+    with pytest.raises(ValueError, match="4-byte"):
+        plane_table(
+            [surface], np.zeros(1, int), np.array([[0, 0, 8, 8]]), MaskStyle.SOLID, np.ones(1), np.ones(1)
+        )
+
+
+def test_a_box_too_wide_for_shared_memory_is_refused() -> None:
+    surface = Surface(Layout.RGBA, 20000, 8, (Plane(0, 80000),))
+    with pytest.raises(ValueError, match="shared memory"):
+        kernel_plan(
+            [surface],
+            np.zeros(1, int),
+            np.array([[0, 0, 20000, 8]]),
+            MaskStyle.BLUR,
+            np.ones(1),
+            np.full(1, 8),
+        )
 
 
 def test_nv12_table_has_a_luma_and_a_half_size_chroma_row_per_box() -> None:
@@ -222,7 +262,6 @@ def test_nv12_table_has_a_luma_and_a_half_size_chroma_row_per_box() -> None:
     assert chroma[[COL["x1"], COL["y1"], COL["x2"], COL["y2"]]].tolist() == [1, 2, 10, 8]
     y, u, v = solid_yuv()
     assert (luma[COL["c0"]], chroma[COL["c0"]], chroma[COL["c1"]]) == (y, u, v)
-    assert table_totals(table) == (0, 0, 17 * 11 + 9 * 6)
 
 
 def test_solid_yuv_is_the_grey_of_solid_colour() -> None:
@@ -262,10 +301,32 @@ def test_the_kernels_read_the_table_columns_where_the_table_writes_them() -> Non
             "x2",
             "y2",
             "block",
-            "style",
+            "band_rows",
             "c0",
             "cell_start",
-            "pixel_start",
-            "cell_row_start",
         )
     }
+
+
+def test_the_kernels_compile_for_a_hopper_gpu_without_spilling(tmp_path: Path) -> None:
+    """Where the CUDA toolkit is installed (a GPU is not needed), the kernels build for sm_90 as nvrtc
+    builds them at run time, and keep their per-channel values in registers."""
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        pytest.skip("the CUDA toolkit (nvcc) is not installed")
+    source = tmp_path / "kernels.cu"
+    source.write_text(gpu_masks._KERNELS)
+    command = [
+        nvcc,
+        "-arch=sm_90",
+        "--fmad=false",
+        "-cubin",
+        "-Xptxas",
+        "-v",
+        "-o",
+        str(tmp_path / "k.cubin"),
+    ]
+    report = subprocess.run([*command, str(source)], capture_output=True, text=True, check=True).stderr
+    entries = re.findall(r"entry function '(\w+)'", report)
+    assert sorted(entries) == sorted(name for launches in gpu_masks.KERNELS.values() for name, _ in launches)
+    assert "0 bytes spill stores" in report and not re.search(r"[1-9]\d* bytes spill", report)
