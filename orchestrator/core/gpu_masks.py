@@ -262,6 +262,7 @@ def kernel_plan(
     strengths: np.ndarray,
     object_sides: np.ndarray,
 ) -> KernelPlan:
+    """The table, one CUDA block for every band of every row, and the style's launches over them."""
     table = plane_table(surfaces, frame_index, bounds, style, strengths, object_sides)
     counts = _ceil_div(_height(table), table[:, COL["band_rows"]])
     rows = np.repeat(np.arange(len(table), dtype=np.int32), counts)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -35,8 +37,8 @@ class Detector(Protocol):
 
 @runtime_checkable
 class AsyncDetector(Detector, Protocol):
-    """A detector whose requests can be in flight together (Triton): `submit` sends one and returns the
-    wait for its answer, which raises what `detect` would."""
+    """A detector whose requests can be in flight together (Triton, or ONNX Runtime on its own thread):
+    `submit` sends one and returns the wait for its answer, which raises what `detect` would."""
 
     def submit(
         self, frames: list[np.ndarray], scale: float, threshold: float
@@ -58,7 +60,12 @@ def detector_traits(spec: ModelSpec, box_slack: float) -> DetectorTraits:
 
 class _OnnxDetector:
     """A model family's pre-processing and decoding around one ONNX Runtime session. The Triton python
-    backend models call the same `prepare` and `decode`, so both backends find the same objects."""
+    backend models call the same `prepare` and `decode`, so both backends find the same objects.
+
+    Each detector runs its calls on a thread of its own, one at a time: ONNX Runtime and the resize leave
+    the GIL, so the face and plate detectors of a frame step overlap. On 2 cores this took batch video from
+    30 to 35 frames/s (docs/performance.md), as one session alone does not keep both cores busy.
+    """
 
     object_class: ObjectClass
     box_slack: float
@@ -66,6 +73,8 @@ class _OnnxDetector:
     def __init__(self, model: LoadedModel) -> None:
         self.model = model
         self.traits = detector_traits(model.spec, self.box_slack)
+        self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{model.name}")
+        weakref.finalize(self, self._runner.shutdown, wait=False)  # streams may outlive a reload
 
     @property
     def label(self) -> str:
@@ -84,6 +93,9 @@ class _OnnxDetector:
     def detect(self, frames: list[np.ndarray], scale: float, threshold: float) -> Detections:
         blob, input_scale = self.prepare(frames, scale)
         return self.decode(self.model.run(blob), threshold, input_scale)
+
+    def submit(self, frames: list[np.ndarray], scale: float, threshold: float) -> Callable[[], Detections]:
+        return self._runner.submit(self.detect, frames, scale, threshold).result
 
 
 class CenterFaceDetector(_OnnxDetector):

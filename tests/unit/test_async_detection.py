@@ -3,15 +3,17 @@ before it waits for the first answer, and a failed answer still fails closed onl
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 
 from orchestrator.core.detections import Detections, ObjectClass
 from orchestrator.core.masks import SOLID_COLOUR
 from orchestrator.core.policy import CameraContext
 from orchestrator.dataplane.frame_step import StreamAnonymizer, process_streams
-from orchestrator.inference.detectors import AsyncDetector
+from orchestrator.inference.detectors import AsyncDetector, CenterFaceDetector
 from unit.test_frame_step import FACE, FACE_BOX, PLATE, PLATE_BOX, FakeDetector, H, W, frames, profile
 
 
@@ -56,3 +58,47 @@ def test_a_failed_answer_fails_its_frames_closed() -> None:
     )
     results = stream.process(frames(2))
     assert all(r.failed and (r.image == np.asarray(SOLID_COLOUR, np.uint8)).all() for r in results)
+
+
+class _Spec:
+    name = "face_centerface"
+
+    @staticmethod
+    def parameter(key: str) -> str | None:
+        return "12" if key == "cityveil_reliable_min_px" else None
+
+
+class _Model:
+    """An ONNX Runtime session's stand-in that waits until the other detector's call has started."""
+
+    name = label = "face_centerface"
+    spec = _Spec()
+
+    def __init__(self, started: threading.Event, other: threading.Event, patience_s: float = 5.0) -> None:
+        self.started, self.other, self.patience_s = started, other, patience_s
+
+    def run(self, blob: np.ndarray) -> dict[str, np.ndarray]:
+        self.started.set()
+        if not self.other.wait(timeout=self.patience_s):
+            raise TimeoutError("the other detector's call never started beside this one")
+        n, _, h, w = blob.shape
+        return {
+            "heatmap": np.zeros((n, 1, h // 4, w // 4), np.float32),
+            "scale": np.zeros((n, 2, h // 4, w // 4), np.float32),
+            "offset": np.zeros((n, 2, h // 4, w // 4), np.float32),
+        }
+
+
+def test_embedded_detectors_run_beside_each_other_and_report_their_errors() -> None:
+    face_started, plate_started = threading.Event(), threading.Event()
+    face = CenterFaceDetector(_Model(face_started, plate_started))  # type: ignore[arg-type]
+    other = CenterFaceDetector(_Model(plate_started, face_started))  # type: ignore[arg-type]
+    assert isinstance(face, AsyncDetector)
+    image = [np.zeros((64, 64, 3), np.uint8)]
+
+    answers = [face.submit(image, 1.0, 0.5), other.submit(image, 1.0, 0.5)]  # each waits for the other
+
+    assert [len(answer()) for answer in answers] == [0, 0]
+    lone = CenterFaceDetector(_Model(threading.Event(), threading.Event(), 0.1))  # type: ignore[arg-type]
+    with pytest.raises(TimeoutError):  # nothing runs beside it: its wait fails, and the caller sees it
+        lone.submit(image, 1.0, 0.5)()
