@@ -24,6 +24,7 @@ HARNESS = r"""
 #include <math.h>
 #include <algorithm>
 using std::min;
+using std::max;
 struct Dim { unsigned x; };
 static Dim blockIdx, threadIdx, blockDim = {1};
 struct uchar4 { unsigned char x, y, z, w; };
@@ -31,6 +32,7 @@ struct uchar4 { unsigned char x, y, z, w; };
 #define __device__ static
 #define SHARED_BUFFER(name) static unsigned char name[64 * 1024] __attribute__((aligned(8)))
 static void __syncthreads() {}
+static int __double2int_rn(double v) { return (int)rint(v); }
 static unsigned atomicAdd(unsigned* a, unsigned v) { unsigned old = *a; *a += v; return old; }
 """
 
@@ -53,7 +55,7 @@ class HostKernels:
         compiler = shutil.which("g++")
         if compiler is None:
             raise FileNotFoundError("g++ is not installed: the kernels cannot be compiled for the host")
-        self.names = [name for launches in gpu_masks.KERNELS.values() for name, _ in launches]
+        self.names = [kernel.name for kernels in gpu_masks.KERNELS.values() for kernel in kernels]
         source, library = folder / "kernels.cpp", folder / "kernels.so"
         source.write_text(HARNESS + gpu_masks._KERNELS + _driver(self.names))
         # -ffp-contract=off: no fused multiply-add, as nvrtc is told (--fmad=false)
@@ -75,12 +77,12 @@ class HostKernels:
         plan = kernel_plan(surfaces, frame_index, bounds, style, strengths, object_sides)
         table, bands = np.ascontiguousarray(plan.table), np.ascontiguousarray(plan.bands)
         means = np.zeros(max(plan.means, 1), dtype=np.float32)
-        for name, _ in plan.launches:
+        for step in plan.launches:
             self.lib.run(
-                ctypes.c_int(self.names.index(name)),
+                ctypes.c_int(self.names.index(step.kernel)),
                 table.ctypes.data_as(ctypes.c_void_p),
-                bands.ctypes.data_as(ctypes.c_void_p),
-                ctypes.c_int(len(bands)),
+                ctypes.c_void_p(bands.ctypes.data + step.first_band * bands.strides[0]),
+                ctypes.c_int(step.bands),
                 means.ctypes.data_as(ctypes.c_void_p),
             )
         return len(table)

@@ -1,27 +1,29 @@
-"""Every box of every frame of a batch masked on the GPU in one or two kernel launches, on RGBA or NV12.
+"""Every box of every frame of a batch masked on the GPU in a few kernel launches, on RGBA or NV12 surfaces.
 
 `masks.mask_boxes` masks one box at a time; on CuPy each box then costs several kernel launches (pad,
 mean, repeat, clip...), so a crowd of 300 faces over a batch means thousands of launches. Here every box
 becomes one row per image plane of a table, and each row is cut into bands: as many pixel rows as the
-mask's block is tall (blur, pixelate), or SOLID_BAND_ROWS (solid). One CUDA block masks one band, so the
-launch is as wide as the batch's work whatever the number of boxes or frames: solid and pixelate take one
-launch (a band reads its pixels, adds up its blocks in shared memory, writes), blur two (its tent filter
-also needs the block means of the bands above and below). The table and the band list are built on the
-host with NumPy (`kernel_plan`, testable anywhere) and uploaded once.
+mask's block is tall (blur, pixelate), or SOLID_BAND_ROWS (solid). One CUDA block masks one band, so a
+launch is as wide as the batch's work, whatever the number of boxes or frames: solid and pixelate take
+one launch (a band reads its pixels, adds up its blocks in shared memory, writes), blur two (its tent
+filter also needs the block means of the bands above and below). Boxes that overlap on a plane go in
+later layers, a launch (or two) each, so that the result is NumPy's, which masks box after box; most
+batches have one layer. The plan (table, bands, launches) is built on the host with NumPy
+(`kernel_plan`, testable anywhere) and uploaded once.
 
-Masking is memory-bound, so the kernels touch each pixel as a whole word where they can: neighbouring
-threads read and write neighbouring pixels of a row (RGBA as one 4-byte word, alpha written back as read).
+Masking is memory-bound, so the kernels read and write neighbouring pixels of a row from neighbouring
+threads, RGBA pixels as whole 32-bit words, and keep per-pixel arithmetic small: each block's colour
+(pixelate) and each pixel column's interpolation weights (blur) are worked out once per band.
 
 The arithmetic follows `masks.py` step by step: block sizes from the same `block_sides`; block means are
 integer sums divided in double and stored as float32 (NumPy's `mean` with dtype float32); blur blends the
 block means of two block rows, then of two block columns, in double, exactly as `_upsample_linear` does
 (its weights are float64); the result is rounded half to even and clipped. The kernels are compiled
-without fused multiply-add so the order of operations is NumPy's. Tolerance against the NumPy backend:
-one grey level per channel (`PARITY_TOLERANCE`), for the last-bit differences a GPU's division may make.
+without fused multiply-add so the order of operations is NumPy's, and the results are equal. The
+tolerance (`PARITY_TOLERANCE`, one grey level per channel) is for blocks over about 256 px a side, whose
+sums NumPy adds in float32 beyond its exact integers (2^24); the kernels add integers.
 
 Surfaces are addressed by pointer and row pitch: DeepStream pads each row beyond width x bytes per pixel.
-Boxes of one frame that overlap are each masked, and the overlap gets the value of one of them: every
-pixel of every box is overwritten by a block mean, a blend of block means, or the solid colour.
 """
 
 from __future__ import annotations
@@ -134,17 +136,30 @@ COLUMNS = (
     "c0",
     "c1",
     "c2",  # solid colour, per channel
-    "cell_start",  # first block of this row among all rows' blocks (blur keeps their means between kernels)
+    "cell_start",  # blur: first block of this row among all rows' blocks, whose means the kernels hand on
 )
 COL = {name: i for i, name in enumerate(COLUMNS)}
 SOLID_BAND_ROWS = 8  # enough pixels per CUDA block to keep its threads busy on a small box
-THREADS = 128
+THREADS = 64  # most boxes are under 200 px wide: wider CUDA blocks would leave threads idle
 SHARED_LIMIT = 48 * 1024  # bytes of shared memory a CUDA block may use without opting in
-# The kernels of each style, in launch order, and the shared memory each needs per block column of a band.
-KERNELS: dict[MaskStyle, tuple[tuple[str, int], ...]] = {
-    MaskStyle.SOLID: (("solid_bands", 0),),
-    MaskStyle.PIXELATE: (("pixelate_bands", 3 * 4 * 2),),  # sums (uint32), then means (float32)
-    MaskStyle.BLUR: (("blur_means", 3 * 4), ("blur_bands", 3 * 8)),  # sums; then one row's blend (double)
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A kernel and the shared memory a CUDA block needs, per pixel column and per block column of its box."""
+
+    name: str
+    shared_per_pixel_column: int = 0
+    shared_per_block_column: int = 0
+
+
+# The kernels of each style, in launch order.
+KERNELS: dict[MaskStyle, tuple[Kernel, ...]] = {
+    MaskStyle.SOLID: (Kernel("solid_bands"),),
+    # column sums (3 uint32), block sums (3 uint32) and each block's colour (packed bytes)
+    MaskStyle.PIXELATE: (Kernel("pixelate_bands", 12, 16),),
+    # column sums and block sums; then per pixel column its tent (a double and an int), one row's blend
+    MaskStyle.BLUR: (Kernel("blur_means", 12, 12), Kernel("blur_bands", 12, 24)),
 }
 GPU_STYLES = tuple(KERNELS)  # noise stays with the per-box masks
 
@@ -219,12 +234,7 @@ def plane_table(
     second[:, COL["c0"] : COL["c2"] + 1] = (u, v, 0)
     # Box by box, luma before chroma.
     table = np.stack([first, second], axis=1)[np.stack([kept, kept & nv12], axis=1)]
-    if style is MaskStyle.SOLID:
-        table[:, COL["band_rows"]] = SOLID_BAND_ROWS
-    else:
-        table[:, COL["band_rows"]] = table[:, COL["block"]]
-        cells = _cells_across(table) * _ceil_div(_height(table), table[:, COL["block"]])
-        table[:, COL["cell_start"]] = np.cumsum(cells) - cells
+    table[:, COL["band_rows"]] = SOLID_BAND_ROWS if style is MaskStyle.SOLID else table[:, COL["block"]]
     rgba = table[table[:, COL["pixel_bytes"]] == 4]
     if ((rgba[:, COL["ptr"]] | rgba[:, COL["pitch"]]) % 4).any():
         raise ValueError("RGBA surfaces must start and pitch on 4-byte boundaries (pixels are read as words)")
@@ -244,13 +254,49 @@ def _cells_across(table: np.ndarray) -> np.ndarray:
     return _ceil_div(table[:, COL["x2"]] - table[:, COL["x1"]], table[:, COL["block"]])
 
 
+def _layers(table: np.ndarray) -> np.ndarray:
+    """Per row: 0, or 1 + the highest layer of the earlier rows whose boxes overlap it on its plane.
+
+    The CUDA blocks of one launch run in any order, so two boxes that overlap cannot share one: a layer is
+    masked by a launch of its own and the next layer reads what it wrote, as NumPy masks box after box
+    (a small box masked over part of a large one, from the large one's original pixels, would show that
+    part at the small box's finer block size). Most batches have no overlap and one layer.
+    """
+    layer = np.zeros(len(table), dtype=np.int64)
+    # Every pair of rows on one plane, earlier row first: rows sorted by plane, then each with those after it.
+    order = np.lexsort((np.arange(len(table)), table[:, COL["ptr"]]))
+    _, start, size = np.unique(table[order, COL["ptr"]], return_index=True, return_counts=True)
+    after = np.repeat(start + size, size) - np.arange(len(table)) - 1  # rows after each on its plane
+    first = np.repeat(np.arange(len(table)), after)
+    second = first + 1 + np.arange(len(first)) - np.repeat(np.cumsum(after) - after, after)
+    x1, y1, x2, y2 = table[order][:, COL["x1"] : COL["y2"] + 1].T
+    hit = (
+        (x1[first] < x2[second])
+        & (x1[second] < x2[first])
+        & (y1[first] < y2[second])
+        & (y1[second] < y2[first])
+    )
+    pairs = zip(order[first[hit]].tolist(), order[second[hit]].tolist(), strict=True)
+    for earlier, later in sorted(pairs, key=lambda pair: pair[1]):  # earlier rows' layers are final first
+        layer[later] = max(layer[later], layer[earlier] + 1)
+    return layer
+
+
+@dataclass(frozen=True)
+class Launch:
+    kernel: str
+    shared_bytes: int  # per CUDA block
+    first_band: int  # its CUDA blocks are the bands first_band .. first_band + bands - 1
+    bands: int
+
+
 @dataclass(frozen=True)
 class KernelPlan:
-    """What the GPU runs for one batch: the table, its bands, and the launches over them."""
+    """What the GPU runs for one batch: the table, its bands, and the launches over them, in order."""
 
-    table: np.ndarray  # int64 [R, len(COLUMNS)]
+    table: np.ndarray  # int64 [R, len(COLUMNS)], rows of one layer together, layer after layer
     bands: np.ndarray  # int32 [B, 2]: table row, band within that row's box; one CUDA block each
-    launches: tuple[tuple[str, int], ...]  # kernel name, shared memory bytes per CUDA block
+    launches: tuple[Launch, ...]
     means: int  # float32 values the blur kernels hand on (3 per block)
 
 
@@ -262,26 +308,39 @@ def kernel_plan(
     strengths: np.ndarray,
     object_sides: np.ndarray,
 ) -> KernelPlan:
-    """The table, one CUDA block for every band of every row, and the style's launches over them."""
+    """The table, one CUDA block for every band of every row, and the style's launches, layer by layer."""
     table = plane_table(surfaces, frame_index, bounds, style, strengths, object_sides)
+    layers = _layers(table)
+    order = np.argsort(layers, kind="stable")  # a layer's rows together, in their order
+    table, layers = table[order], layers[order]
     counts = _ceil_div(_height(table), table[:, COL["band_rows"]])
+    if style is MaskStyle.BLUR:
+        cells = _cells_across(table) * counts
+        table[:, COL["cell_start"]] = np.cumsum(cells) - cells
     rows = np.repeat(np.arange(len(table), dtype=np.int32), counts)
     firsts = np.repeat(np.cumsum(counts) - counts, counts)
     bands = np.stack([rows, np.arange(len(rows)) - firsts], axis=1).astype(np.int32)
-    widest = int(_cells_across(table).max(initial=0))
-    launches = tuple((name, widest * per_cell) for name, per_cell in KERNELS[style])
-    if any(shared > SHARED_LIMIT for _, shared in launches):
-        raise ValueError(f"a box {widest} blocks wide is wider than the GPU kernels' shared memory holds")
+    widest = int((table[:, COL["x2"]] - table[:, COL["x1"]]).max(initial=0))
+    most_blocks = int(_cells_across(table).max(initial=0))
+    layer_of_band = layers[rows]
+    launches = []
+    for layer in range(int(layer_of_band.max(initial=-1)) + 1):
+        first, last = np.searchsorted(layer_of_band, [layer, layer + 1])
+        for kernel in KERNELS[style]:
+            shared = widest * kernel.shared_per_pixel_column + most_blocks * kernel.shared_per_block_column
+            if shared > SHARED_LIMIT:
+                raise ValueError(f"a box {widest} px wide is wider than the GPU kernels' shared memory holds")
+            launches.append(Launch(kernel.name, shared, int(first), int(last - first)))
     means = 0
     if style is MaskStyle.BLUR and len(table):
-        last = table[-1]
-        means = 3 * int(last[COL["cell_start"]] + _cells_across(last[None])[0] * counts[-1])
-    return KernelPlan(table, bands, launches, means)
+        last_row = table[-1]
+        means = 3 * int(last_row[COL["cell_start"]] + _cells_across(last_row[None])[0] * counts[-1])
+    return KernelPlan(table, bands, tuple(launches), means)
 
 
-# One CUDA block per band. A thread first adds up whole columns of the band (neighbouring threads read
-# neighbouring pixels of a row), then the block writes the band's pixels row by row. Index arithmetic is
-# 32-bit: 64-bit division is many times slower on a GPU.
+# One CUDA block per band. A thread adds up whole pixel columns of the band, then a block's columns are
+# added up, then every thread writes its pixel columns row by row: at each step neighbouring threads touch
+# neighbouring pixels of a row. Index arithmetic is 32-bit: 64-bit division is many times slower on a GPU.
 _KERNELS = r"""
 #define COLS 14
 #define PTR 0
@@ -311,7 +370,7 @@ struct Band {
     int y0, rows;  // the band: its first pixel row in the box, and how many of its rows the box has
     int wb, hb;    // blocks across and down the box
     long long cell_start;
-    int colour[3];
+    unsigned int colour;  // solid colour, packed as the pixel's bytes
 };
 
 __device__ Band band_of(const long long* table, const int* bands) {
@@ -332,9 +391,7 @@ __device__ Band band_of(const long long* table, const int* bands) {
     d.wb = (d.w + d.b - 1) / d.b;
     d.hb = (d.h + d.b - 1) / d.b;
     d.cell_start = t[CELL_START];
-    d.colour[0] = (int)t[C0];
-    d.colour[1] = (int)t[C0 + 1];
-    d.colour[2] = (int)t[C0 + 2];
+    d.colour = (unsigned int)t[C0] | (unsigned int)t[C0 + 1] << 8 | (unsigned int)t[C0 + 2] << 16;
     return d;
 }
 
@@ -342,44 +399,58 @@ __device__ unsigned char* pixel(const Band& d, int x, int y) {
     return d.plane + (long long)(d.y1 + y) * d.pitch + (d.x1 + x) * d.pixel_bytes;
 }
 
+// An RGBA pixel is read and written as one 32-bit word, alpha written back as it was: a warp's stores
+// then fill whole memory sectors. Luma and chroma pixels are 1 and 2 bytes.
 __device__ void load(const unsigned char* p, int pixel_bytes, unsigned int v[3]) {
     if (pixel_bytes == 4) {
-        uchar4 q = *(const uchar4*)p;
-        v[0] = q.x; v[1] = q.y; v[2] = q.z;
+        unsigned int word = *(const unsigned int*)p;
+        v[0] = word & 0xFF;
+        v[1] = (word >> 8) & 0xFF;
+        v[2] = (word >> 16) & 0xFF;
     } else {
         v[0] = p[0];
         if (pixel_bytes == 2) v[1] = p[1];
     }
 }
 
-__device__ void store(unsigned char* p, const Band& d, const unsigned char v[3]) {
-    if (d.pixel_bytes == 4) {  // one word, alpha as it was
-        uchar4 q = *(const uchar4*)p;
-        q.x = v[0]; q.y = v[1]; q.z = v[2];
-        *(uchar4*)p = q;
+__device__ void store(unsigned char* p, int pixel_bytes, unsigned int packed) {
+    if (pixel_bytes == 4) {
+        unsigned int* word = (unsigned int*)p;
+        *word = (*word & 0xFF000000u) | packed;
     } else {
-        p[0] = v[0];
-        if (d.channels == 2) p[1] = v[1];
+        p[0] = packed & 0xFF;
+        if (pixel_bytes == 2) p[1] = (packed >> 8) & 0xFF;
     }
 }
 
-__device__ unsigned char to_byte(double value) {
-    return (unsigned char)fmin(fmax(rint(value), 0.0), 255.0);
+__device__ unsigned int pack(const unsigned int v[3]) {
+    return v[0] | v[1] << 8 | v[2] << 16;
 }
 
-// Integer sums of the band's blocks, 3 per block, in shared memory; rows and columns past the box repeat
-// its last row and column, as NumPy's edge padding does.
-__device__ void band_sums(const Band& d, unsigned int* sums) {
-    for (int i = threadIdx.x; i < d.wb * 3; i += blockDim.x) sums[i] = 0;
-    __syncthreads();
+// Rounded half to even and clipped, as NumPy's rint and clip.
+__device__ unsigned int to_byte(double value) {
+    return (unsigned int)min(max(__double2int_rn(value), 0), 255);
+}
+
+// The band's block sums, 3 per block, through per-column sums (3 per pixel column, scratch). Rows and
+// columns past the box repeat its last row and column, as NumPy's edge padding does.
+__device__ void band_sums(const Band& d, unsigned int* columns, unsigned int* sums) {
     for (int x = threadIdx.x; x < d.w; x += blockDim.x) {
         unsigned int s[3] = {0, 0, 0}, v[3];
         for (int dy = 0; dy < d.b; ++dy) {
             load(pixel(d, x, min(d.y0 + dy, d.h - 1)), d.pixel_bytes, v);
             UNROLLED_CHANNELS(d) s[c] += v[c];
         }
-        unsigned int copies = x == d.w - 1 ? 1 + d.wb * d.b - d.w : 1;
-        UNROLLED_CHANNELS(d) atomicAdd(sums + (x / d.b) * 3 + c, s[c] * copies);
+        UNROLLED_CHANNELS(d) columns[x * 3 + c] = s[c];
+    }
+    __syncthreads();
+    for (int cell = threadIdx.x; cell < d.wb; cell += blockDim.x) {
+        int first = cell * d.b, end = min(first + d.b, d.w);
+        unsigned int s[3] = {0, 0, 0}, copies = first + d.b - end;
+        for (int x = first; x < end; ++x) {
+            UNROLLED_CHANNELS(d) s[c] += columns[x * 3 + c];
+        }
+        UNROLLED_CHANNELS(d) sums[cell * 3 + c] = s[c] + copies * columns[(end - 1) * 3 + c];
     }
     __syncthreads();
 }
@@ -390,26 +461,27 @@ __device__ float block_mean(unsigned int sum, int b) {
 
 extern "C" __global__ void solid_bands(const long long* table, const int* bands, float* means) {
     Band d = band_of(table, bands);
-    unsigned char v[3] = {(unsigned char)d.colour[0], (unsigned char)d.colour[1], (unsigned char)d.colour[2]};
-    for (int i = threadIdx.x; i < d.rows * d.w; i += blockDim.x) {
-        int dy = i / d.w;
-        store(pixel(d, i - dy * d.w, d.y0 + dy), d, v);
+    for (int x = threadIdx.x; x < d.w; x += blockDim.x) {
+        for (int dy = 0; dy < d.rows; ++dy) store(pixel(d, x, d.y0 + dy), d.pixel_bytes, d.colour);
     }
 }
 
 extern "C" __global__ void pixelate_bands(const long long* table, const int* bands, float* means) {
     SHARED_BUFFER(shared);
     Band d = band_of(table, bands);
-    unsigned int* sums = (unsigned int*)shared;
-    float* block = (float*)(shared + d.wb * 3 * sizeof(unsigned int));
-    band_sums(d, sums);
-    for (int i = threadIdx.x; i < d.wb * 3; i += blockDim.x) block[i] = block_mean(sums[i], d.b);
+    unsigned int* columns = (unsigned int*)shared;
+    unsigned int* sums = columns + d.w * 3;
+    unsigned int* colour = sums + d.wb * 3;  // each block's mean, packed as the pixel's bytes
+    band_sums(d, columns, sums);
+    for (int cell = threadIdx.x; cell < d.wb; cell += blockDim.x) {
+        unsigned int v[3] = {0, 0, 0};
+        UNROLLED_CHANNELS(d) v[c] = to_byte(block_mean(sums[cell * 3 + c], d.b));
+        colour[cell] = pack(v);
+    }
     __syncthreads();
-    for (int i = threadIdx.x; i < d.rows * d.w; i += blockDim.x) {
-        int dy = i / d.w, x = i - dy * d.w;
-        unsigned char v[3];
-        UNROLLED_CHANNELS(d) v[c] = to_byte(block[(x / d.b) * 3 + c]);
-        store(pixel(d, x, d.y0 + dy), d, v);
+    for (int x = threadIdx.x; x < d.w; x += blockDim.x) {
+        unsigned int packed = colour[x / d.b];
+        for (int dy = 0; dy < d.rows; ++dy) store(pixel(d, x, d.y0 + dy), d.pixel_bytes, packed);
     }
 }
 
@@ -417,8 +489,9 @@ extern "C" __global__ void pixelate_bands(const long long* table, const int* ban
 extern "C" __global__ void blur_means(const long long* table, const int* bands, float* means) {
     SHARED_BUFFER(shared);
     Band d = band_of(table, bands);
-    unsigned int* sums = (unsigned int*)shared;
-    band_sums(d, sums);
+    unsigned int* columns = (unsigned int*)shared;
+    unsigned int* sums = columns + d.w * 3;
+    band_sums(d, columns, sums);
     float* out = means + (d.cell_start + (long long)(d.y0 / d.b) * d.wb) * 3;
     for (int i = threadIdx.x; i < d.wb * 3; i += blockDim.x) out[i] = block_mean(sums[i], d.b);
 }
@@ -433,11 +506,18 @@ __device__ void tent(int i, int b, int n, int* lo, int* hi, double* t) {
 }
 
 // Blur, pass 2: per pixel row of the band, the blend of two block rows (shared by the whole row), then
-// per pixel the blend of two block columns of it, as NumPy interpolates rows first, then columns.
+// per pixel the blend of two block columns of it, as NumPy interpolates rows first, then columns. Each
+// pixel column's tent is worked out once for the band.
 extern "C" __global__ void blur_bands(const long long* table, const int* bands, float* means) {
     SHARED_BUFFER(shared);
     Band d = band_of(table, bands);
-    double* row = (double*)shared;
+    double* weight = (double*)shared;  // per pixel column: the weight of its right-hand block
+    double* row = weight + d.w;        // one pixel row's blend of two block rows, 3 per block
+    int* left = (int*)(row + d.wb * 3);  // per pixel column: its left-hand block
+    for (int x = threadIdx.x; x < d.w; x += blockDim.x) {
+        int hi;
+        tent(x, d.b, d.wb, &left[x], &hi, &weight[x]);
+    }
     const float* m = means + d.cell_start * 3;
     for (int dy = 0; dy < d.rows; ++dy) {
         int ylo, yhi;
@@ -446,14 +526,13 @@ extern "C" __global__ void blur_bands(const long long* table, const int* bands, 
         for (int i = threadIdx.x; i < d.wb * 3; i += blockDim.x) {
             row[i] = (double)m[ylo * d.wb * 3 + i] * (1.0 - ty) + (double)m[yhi * d.wb * 3 + i] * ty;
         }
-        __syncthreads();
+        __syncthreads();  // the row's blend, and on the first row the tents, are complete
         for (int x = threadIdx.x; x < d.w; x += blockDim.x) {
-            int xlo, xhi;
-            double tx;
-            tent(x, d.b, d.wb, &xlo, &xhi, &tx);
-            unsigned char v[3];
-            UNROLLED_CHANNELS(d) v[c] = to_byte(row[xlo * 3 + c] * (1.0 - tx) + row[xhi * 3 + c] * tx);
-            store(pixel(d, x, d.y0 + dy), d, v);
+            int lo = left[x], hi = min(lo + 1, d.wb - 1);
+            double tx = weight[x];
+            unsigned int v[3] = {0, 0, 0};
+            UNROLLED_CHANNELS(d) v[c] = to_byte(row[lo * 3 + c] * (1.0 - tx) + row[hi * 3 + c] * tx);
+            store(pixel(d, x, d.y0 + dy), d.pixel_bytes, pack(v));
         }
         __syncthreads();  // the next pixel row overwrites the blend
     }
@@ -496,14 +575,16 @@ def device_work(
 
 
 def launch(work: DeviceWork) -> None:
-    """The plan's kernels, one CUDA block per band."""
+    """The plan's launches in order, one CUDA block per band."""
     import cupy
 
     module = _module()
     means = cupy.empty(max(work.plan.means, 1), dtype=cupy.float32)
-    grid = (len(work.plan.bands),)
-    for name, shared in work.plan.launches:
-        module.get_function(name)(grid, (THREADS,), (work.table, work.bands, means), shared_mem=shared)
+    for step in work.plan.launches:
+        bands = work.bands[step.first_band : step.first_band + step.bands]
+        module.get_function(step.kernel)(
+            (step.bands,), (THREADS,), (work.table, bands, means), shared_mem=step.shared_bytes
+        )
 
 
 def mask_surfaces(
@@ -514,7 +595,7 @@ def mask_surfaces(
     strengths: np.ndarray,
     object_sides: np.ndarray,
 ) -> int:
-    """Mask boxes [N,4] on GPU surfaces in place, in one or two kernel launches; returns the rows (planes)
+    """Mask boxes [N,4] on GPU surfaces in place, a launch or two per layer; returns the rows (planes)
     masked.
 
     Runs on CuPy's current stream; the caller synchronises before the buffer moves on.
