@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from .masks import SOLID_COLOUR, MaskStyle, block_sides, mask_boxes
+from .masks import SOLID_COLOUR, MaskStyle, block_sides
+from .yuv import chroma_bounds, solid_yuv
 
 PARITY_TOLERANCE = 1  # grey levels per channel, GPU kernels against the NumPy masks
 
@@ -76,48 +77,6 @@ def _address(array: Any) -> int:
     """Device address of a CuPy array, host address of a NumPy one (the table is the same for both)."""
     data = array.data
     return int(data.ptr) if hasattr(data, "ptr") else int(array.ctypes.data)
-
-
-def solid_yuv() -> tuple[int, int, int]:
-    """SOLID_COLOUR in BT.601 limited range, as NV12 stores it."""
-    r, g, b = SOLID_COLOUR
-    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
-    u = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
-    v = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
-    return round(y), round(u), round(v)
-
-
-def chroma_bounds(bounds: np.ndarray) -> np.ndarray:
-    """Luma pixel boxes [N,4] -> the chroma samples that cover them (NV12 subsamples 2x2)."""
-    out = bounds.astype(np.int64).copy()
-    out[:, :2] //= 2
-    out[:, 2:] = -(-out[:, 2:] // 2)
-    return out
-
-
-def mask_nv12_boxes(
-    luma: np.ndarray,
-    chroma: np.ndarray,
-    bounds: np.ndarray,
-    style: MaskStyle,
-    strengths: np.ndarray,
-    object_sides: np.ndarray,
-) -> int:
-    """NV12 masks with the NumPy backend (the GPU kernels' reference): luma HxW, chroma (H/2)x(W/2)x2.
-
-    Each plane is masked by `mask_boxes` on its own coordinates; solid paints SOLID_COLOUR's Y, U and V.
-    """
-    if style is MaskStyle.SOLID:
-        y, u, v = solid_yuv()
-        halves = chroma_bounds(bounds).tolist()
-        for (x1, y1, x2, y2), (cx1, cy1, cx2, cy2) in zip(bounds.tolist(), halves, strict=True):
-            luma[y1:y2, x1:x2] = y
-            chroma[cy1:cy2, cx1:cx2] = (u, v)
-        return int(((bounds[:, 2] > bounds[:, 0]) & (bounds[:, 3] > bounds[:, 1])).sum())
-    sides = np.maximum(1, np.asarray(object_sides).astype(np.int64))
-    done = mask_boxes(luma[:, :, None], bounds, style, strengths, sides)
-    mask_boxes(chroma, chroma_bounds(bounds), style, strengths, np.maximum(1, sides // 2))
-    return done
 
 
 # Columns of the plane table (int64). One row per box and plane; the kernels read nothing else (their

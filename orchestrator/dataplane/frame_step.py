@@ -1,5 +1,7 @@
 """The frame step shared by every engine: detections + policy -> masks, on a batch of one stream's frames.
 
+A frame is an HxWx3 RGB array (NumPy, or CuPy on a GPU), or a `Yuv420Frame` as batch video decodes it.
+
 Fail closed: if detection fails for any reason, the batch's frames are masked whole (or dropped, per the
 profile) and the event is counted. A frame leaves this step masked or not at all.
 """
@@ -32,6 +34,7 @@ from ..core.policy import (
 )
 from ..core.tracking import HoldoverTracker
 from ..core.xp import array_module
+from ..core.yuv import Frame, Yuv420Frame
 from ..inference.detectors import AsyncDetector, Detector
 
 log = structlog.get_logger(__name__)
@@ -45,7 +48,7 @@ SAME_OBJECT_IOU = 0.3  # a look-ahead detection overlapping a track this much is
 class FrameResult:
     """One processed frame: `image` is None when the frame was dropped (fail closed)."""
 
-    image: np.ndarray | None
+    image: Any  # the frame as it came in (a Frame, or a CuPy array), masked; None when dropped
     analysed: bool  # a detector ran on this frame (between detections, tracks carry the masks)
     failed: bool
     detections: dict[str, int]
@@ -122,7 +125,8 @@ Painter = Callable[[Any, MaskDecisions], None]
 
 
 def paint_now(frame: Any, decisions: MaskDecisions) -> None:
-    mask_boxes(frame, decisions.bounds, decisions.style, decisions.strengths, decisions.object_sides)
+    paint = frame.mask_boxes if isinstance(frame, Yuv420Frame) else partial(mask_boxes, frame)
+    paint(decisions.bounds, decisions.style, decisions.strengths, decisions.object_sides)
 
 
 @dataclass(frozen=True)
@@ -137,7 +141,7 @@ class DetectionRequest:
     threshold: float
 
 
-def process_streams(batches: Sequence[tuple[StreamAnonymizer, list[np.ndarray]]]) -> list[list[FrameResult]]:
+def process_streams(batches: Sequence[tuple[StreamAnonymizer, Sequence[Frame]]]) -> list[list[FrameResult]]:
     """The frame step over several streams at once: frames of every stream that need the same detector at
     the same scale and size go through one inference call (nvstreammux-style batching across cameras).
 
@@ -171,7 +175,7 @@ def process_streams(batches: Sequence[tuple[StreamAnonymizer, list[np.ndarray]]]
 
 
 def _launch(
-    batches: Sequence[tuple[StreamAnonymizer, list[np.ndarray]]], members: list[tuple[int, DetectionRequest]]
+    batches: Sequence[tuple[StreamAnonymizer, Sequence[Frame]]], members: list[tuple[int, DetectionRequest]]
 ) -> Callable[[], Detections]:
     """One group's inference: sent at once where the detector can have requests in flight (Triton: every
     group is out before the first answer is awaited), else run when its answer is asked for."""
@@ -252,11 +256,11 @@ class StreamAnonymizer:
                     )
         return requests
 
-    def process(self, frames: list[np.ndarray]) -> list[FrameResult]:
+    def process(self, frames: Sequence[Frame]) -> list[FrameResult]:
         """Anonymize a batch of consecutive frames of this stream (modified in place)."""
         return process_streams([(self, frames)])[0]
 
-    def complete(self, frames: list[np.ndarray], found: Found | None) -> list[FrameResult]:
+    def complete(self, frames: Sequence[Frame], found: Found | None) -> list[FrameResult]:
         """Track and mask frames whose detections are in (`found` None: analysis failed, fail closed)."""
         if found is None:
             self.log.error("detection_failed", frames=len(frames))
@@ -291,7 +295,7 @@ class StreamAnonymizer:
         return merged
 
     def _track_and_mask(
-        self, frame: np.ndarray, i: int, found: dict[ObjectClass, list[Detections | None]]
+        self, frame: Frame, i: int, found: dict[ObjectClass, list[Detections | None]]
     ) -> FrameResult:
         current, to_mask = [], []
         for object_class, per_frame in found.items():
@@ -317,13 +321,12 @@ class StreamAnonymizer:
         self.signals = SceneSignals(recent_faces_per_frame=recent)
         self.plan = self._plan()
 
-    def _mask(
-        self, frame: np.ndarray, to_mask: Detections, current: Detections, analysed: bool
-    ) -> FrameResult:
+    def _mask(self, frame: Frame, to_mask: Detections, current: Detections, analysed: bool) -> FrameResult:
         h, w = frame.shape[:2]
         self.painter(frame, decide_masks(to_mask, self.plan, w, h))
         if self._zone_mask is not None:
-            mask_region(frame, self._zone_mask, self.plan.style, 1.0)
+            zone = frame.mask_region if isinstance(frame, Yuv420Frame) else partial(mask_region, frame)
+            zone(self._zone_mask, self.plan.style, 1.0)
         return FrameResult(
             image=frame,
             analysed=analysed,
@@ -333,12 +336,15 @@ class StreamAnonymizer:
             tracked=to_mask.select(to_mask.track_ids >= 0),
         )
 
-    def _fail_closed(self, frame: np.ndarray) -> FrameResult:
+    def _fail_closed(self, frame: Frame) -> FrameResult:
         if self.plan.on_failure == "drop":
             return FrameResult(image=None, analysed=False, failed=True, detections={}, masks={})
         # Nothing that can fail: no detections, no styling. The frame may be a GPU surface (DeepStream).
-        xp = array_module(frame)
-        frame[...] = xp.asarray(SOLID_COLOUR, dtype=xp.uint8)
+        if isinstance(frame, Yuv420Frame):
+            frame.fill_solid()
+        else:
+            xp = array_module(frame)
+            frame[...] = xp.asarray(SOLID_COLOUR, dtype=xp.uint8)
         return FrameResult(image=frame, analysed=False, failed=True, detections={}, masks={"frame": 1})
 
     def _record(self, result: FrameResult) -> FrameResult:

@@ -13,6 +13,7 @@ import numpy as np
 from ..core.decoders import DBParams, decode_centerface, decode_db
 from ..core.detections import Detections, ObjectClass
 from ..core.policy import DetectorTraits
+from ..core.yuv import Frame
 from .onnx_backend import LoadedModel
 from .preprocess import NetworkInput, centerface_input, db_input
 from .repository import ModelSpec, RepositoryError
@@ -32,7 +33,7 @@ class Detector(Protocol):
     @property
     def label(self) -> str: ...
 
-    def detect(self, frames: list[np.ndarray], scale: float, threshold: float) -> Detections: ...
+    def detect(self, frames: list[Frame], scale: float, threshold: float) -> Detections: ...
 
 
 @runtime_checkable
@@ -40,9 +41,7 @@ class AsyncDetector(Detector, Protocol):
     """A detector whose requests can be in flight together (Triton, or ONNX Runtime on its own thread):
     `submit` sends one and returns the wait for its answer, which raises what `detect` would."""
 
-    def submit(
-        self, frames: list[np.ndarray], scale: float, threshold: float
-    ) -> Callable[[], Detections]: ...
+    def submit(self, frames: list[Frame], scale: float, threshold: float) -> Callable[[], Detections]: ...
 
 
 def detector_traits(spec: ModelSpec, box_slack: float) -> DetectorTraits:
@@ -81,7 +80,7 @@ class _OnnxDetector:
         return self.model.label
 
     @staticmethod
-    def prepare(frames: list[np.ndarray], scale: float) -> NetworkInput:
+    def prepare(frames: list[Frame], scale: float) -> NetworkInput:
         raise NotImplementedError
 
     @classmethod
@@ -90,11 +89,11 @@ class _OnnxDetector:
     ) -> Detections:
         raise NotImplementedError
 
-    def detect(self, frames: list[np.ndarray], scale: float, threshold: float) -> Detections:
+    def detect(self, frames: list[Frame], scale: float, threshold: float) -> Detections:
         blob, input_scale = self.prepare(frames, scale)
         return self.decode(self.model.run(blob), threshold, input_scale)
 
-    def submit(self, frames: list[np.ndarray], scale: float, threshold: float) -> Callable[[], Detections]:
+    def submit(self, frames: list[Frame], scale: float, threshold: float) -> Callable[[], Detections]:
         return self._runner.submit(self.detect, frames, scale, threshold).result
 
 

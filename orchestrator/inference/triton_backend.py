@@ -22,7 +22,9 @@ import tritonclient.utils.shared_memory as shm
 
 from ..core.detections import Detections, ObjectClass
 from ..core.policy import DetectorTraits
+from ..core.yuv import Frame
 from .detectors import MODELS, detector_traits
+from .preprocess import rgb_array
 from .repository import ModelSpec
 from .triton_options import TritonOptions
 from .triton_server import ENSEMBLE
@@ -106,17 +108,18 @@ class TritonClient:
         return str(max(ready)) if ready else "?"
 
     def submit(
-        self, frames: list[np.ndarray], object_class: ObjectClass, scale: float, threshold: float
+        self, frames: list[Frame], object_class: ObjectClass, scale: float, threshold: float
     ) -> Callable[[], Detections]:
         """Send one request (waiting only while `max_in_flight` are out); returns the wait for its answer,
         which raises what went wrong: no free slot, the send, the deadline, the answer."""
         future: Future[Detections] = Future()
+        batch = np.stack([rgb_array(frame) for frame in frames])  # the ensemble takes RGB
         try:
             slot = self._slots.get(timeout=self.options.timeout_s)
         except queue.Empty:
             future.set_exception(TimeoutError(f"no inference slot free within {self.options.timeout_s}s"))
         else:
-            self._send(slot, future, np.stack(frames), object_class, scale, threshold)
+            self._send(slot, future, batch, object_class, scale, threshold)
         # The gRPC deadline ends the call; the margin only covers a callback that never comes.
         return partial(future.result, self.options.timeout_s + 1.0)
 
@@ -190,10 +193,10 @@ class TritonDetector:
                 log.warning("served_version_unknown", model=self.model, error=str(exc))
         return f"{self.model}:{self.version}:triton"
 
-    def submit(self, frames: list[np.ndarray], scale: float, threshold: float) -> Callable[[], Detections]:
+    def submit(self, frames: list[Frame], scale: float, threshold: float) -> Callable[[], Detections]:
         return self.client.submit(frames, self.object_class, scale, threshold)
 
-    def detect(self, frames: list[np.ndarray], scale: float, threshold: float) -> Detections:
+    def detect(self, frames: list[Frame], scale: float, threshold: float) -> Detections:
         return self.submit(frames, scale, threshold)()
 
 

@@ -88,6 +88,19 @@ def test_video_keeps_size_rate_audio_and_every_face_is_masked(media: dict, out_d
 
 
 @pytest.mark.parametrize("style", ["blur", "pixelate", "noise"])
+def test_every_style_hides_the_face_on_video_frames_masked_in_yuv(
+    media: dict, out_dir: Path, style: str
+) -> None:
+    assert cli("anonymize", media["video"], "-o", out_dir, "--style", style, "-q") == 0
+    source, masked = frames_of(media["video"]), frames_of(out_dir / "walk.mp4")
+    for index, (a, b) in enumerate(zip(source, masked, strict=True)):
+        x1, y1, x2, y2 = media["video_boxes"][index]
+        assert changed_share(a, b, (x1 + 15, y1 + 15, x2 - 15, y2 - 15)) > 0.5, (
+            f"frame {index} shows the face"
+        )
+
+
+@pytest.mark.parametrize("style", ["blur", "pixelate", "noise"])
 def test_every_style_hides_the_face(media: dict, out_dir: Path, style: str) -> None:
     assert cli("anonymize", media["photo"], "-o", out_dir, "--style", style, "-q") == 0
     original = np.asarray(Image.open(media["photo"]).convert("RGB")).astype(int)

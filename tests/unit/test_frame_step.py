@@ -9,6 +9,7 @@ from orchestrator.core.detections import Detections, ObjectClass
 from orchestrator.core.masks import SOLID_COLOUR
 from orchestrator.core.policy import CameraContext, DetectorTraits
 from orchestrator.core.profiles import BUILTIN_PROFILES, Profile
+from orchestrator.core.yuv import Frame, Yuv420Frame
 from orchestrator.dataplane.frame_step import StreamAnonymizer, process_streams
 
 FACE, PLATE = ObjectClass.FACE, ObjectClass.PLATE
@@ -39,13 +40,13 @@ class FakeDetector:
         self.seen: list[int] = []
         self.calls: list[tuple[int, float, float]] = []
 
-    def detect(self, frames: list[np.ndarray], scale: float, threshold: float) -> Detections:
+    def detect(self, frames: list[Frame], scale: float, threshold: float) -> Detections:
         if self.error is not None:
             raise self.error
         self.calls.append((len(frames), scale, threshold))
         parts = []
         for j, frame in enumerate(frames):
-            marker = int(frame[0, 0, 0])
+            marker = int(frame.data[0, 0] if isinstance(frame, Yuv420Frame) else frame[0, 0, 0])
             self.seen.append(marker)
             if self.found_on is None or marker in self.found_on:
                 scores = np.full(len(self.boxes), self.score)

@@ -25,14 +25,12 @@ from orchestrator.core.gpu_masks import (
     Layout,
     Plane,
     Surface,
-    chroma_bounds,
     kernel_plan,
-    mask_nv12_boxes,
     plane_table,
-    solid_yuv,
 )
-from orchestrator.core.masks import SOLID_COLOUR, MaskStyle, blur_block, mask_boxes, pixelate_block
+from orchestrator.core.masks import MaskStyle, blur_block, mask_boxes, pixelate_block
 from orchestrator.core.xp import available_backends
+from orchestrator.core.yuv import mask_yuv_boxes, solid_yuv
 
 STYLES = pytest.mark.parametrize("style", GPU_STYLES, ids=lambda s: s.value)
 PAD = 48  # bytes of row padding, as DeepStream's pitch adds
@@ -164,7 +162,7 @@ def test_nv12_batch_equals_numpy_nv12_masks(
         expected = before[k].copy()
         luma, chroma = expected[:h, :w], expected[h:, :w].reshape(h // 2, w // 2, 2)
         mine = index == k
-        mask_nv12_boxes(luma, chroma, bounds[mine], style, strengths[mine], sides[mine])
+        mask_yuv_boxes(luma, [chroma], bounds[mine], style, strengths[mine], sides[mine])
         got = to_host(buffers[k])
         assert np.abs(got.astype(int) - expected.astype(int)).max() <= PARITY_TOLERANCE
         np.testing.assert_array_equal(got[:, w:], before[k][:, w:])
@@ -295,18 +293,6 @@ def test_nv12_table_has_a_luma_and_a_half_size_chroma_row_per_box() -> None:
     assert chroma[[COL["x1"], COL["y1"], COL["x2"], COL["y2"]]].tolist() == [1, 2, 10, 8]
     y, u, v = solid_yuv()
     assert (luma[COL["c0"]], chroma[COL["c0"]], chroma[COL["c1"]]) == (y, u, v)
-
-
-def test_solid_yuv_is_the_grey_of_solid_colour() -> None:
-    assert SOLID_COLOUR[0] == SOLID_COLOUR[1] == SOLID_COLOUR[2]
-    y, u, v = solid_yuv()
-    assert (u, v) == (128, 128)
-    assert y == round(16 + 219 * SOLID_COLOUR[0] / 255)
-
-
-def test_chroma_bounds_cover_every_luma_pixel() -> None:
-    bounds = np.array([[3, 5, 20, 16], [0, 0, 1, 1]])
-    assert chroma_bounds(bounds).tolist() == [[1, 2, 10, 8], [0, 0, 1, 1]]
 
 
 def test_noise_is_refused_by_the_table() -> None:

@@ -23,13 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import structlog
 
 from ...core.camera_settings import CameraConfig
 from ...core.detections import Detections, ObjectClass
 from ...core.policy import CameraContext, DetectorTraits
 from ...core.profiles import Profile
+from ...core.yuv import Frame
 from ...inference.detectors import MODELS, Detector, detector_traits
 from ...inference.repository import ModelRepository
 from ..frame_step import StreamAnonymizer, StreamStats
@@ -61,7 +61,7 @@ class EnsembleDetector:
     traits: DetectorTraits
     label: str
 
-    def detect(self, frames: list[np.ndarray], scale: float, threshold: float) -> Detections:
+    def detect(self, frames: list[Frame], scale: float, threshold: float) -> Detections:
         raise RuntimeError("in the DeepStream engine nvinferserver detects; the probes deliver its objects")
 
 
