@@ -13,11 +13,13 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
-
-import onnx
+from typing import TYPE_CHECKING
 
 from ..atomic_files import write_atomic
 from .repository import PROVENANCE_FILE, ModelSource, ModelSpec
+
+if TYPE_CHECKING:
+    import onnx
 
 
 class FetchError(RuntimeError):
@@ -74,6 +76,8 @@ def prepare_onnx(raw: bytes, rename: dict[str, str]) -> onnx.ModelProto:
     like CenterFace's) are dropped from the inputs, otherwise Triton and ONNX Runtime treat them as inputs
     to feed.
     """
+    import onnx  # only a pull needs it: importing it costs every command 30 ms
+
     model = onnx.load_from_string(raw)
     graph = model.graph
     for node in graph.node:
