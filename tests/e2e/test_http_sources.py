@@ -79,7 +79,9 @@ def test_an_http_camera_delivers_frames(http_camera: str, path: str) -> None:
     try:
         frames = []
         assert wait_for(lambda: bool(frames.extend(source.take()) or len(frames) >= 10), 20)
-        assert source.state is SourceState.LIVE
+        # The recorded HLS playlist is read as fast as it decodes and may already have ended (a camera's
+        # never does, so the source reconnects): the frames it delivered are what counts.
+        assert source.state is SourceState.LIVE or source.stats.last_error == "web: the stream ended"
         assert frames[0].pixels.shape == (H, W, 3)
     finally:
         source.stop()
