@@ -177,8 +177,9 @@ def process_streams(batches: Sequence[tuple[StreamAnonymizer, Sequence[Frame]]])
 def _launch(
     batches: Sequence[tuple[StreamAnonymizer, Sequence[Frame]]], members: list[tuple[int, DetectionRequest]]
 ) -> Callable[[], Detections]:
-    """One group's inference: sent at once where the detector can have requests in flight (Triton: every
-    group is out before the first answer is awaited), else run when its answer is asked for."""
+    """One group's inference: sent at once where the detector can have requests in flight (Triton, and the
+    embedded detectors, each on its own thread: every group is out before the first answer is awaited),
+    else run when its answer is asked for."""
     images = [batches[k][1][i] for k, request in members for i in request.frames]
     first = members[0][1]
     threshold = min(r.threshold for _, r in members)
