@@ -99,6 +99,15 @@ class Yuv420Frame:
 
     data: np.ndarray
 
+    def __post_init__(self) -> None:
+        rows, width = self.data.shape if self.data.ndim == 2 else (0, 0)
+        if self.data.dtype != np.uint8 or not self.data.flags.c_contiguous or rows % 3 or width % 2:
+            # the chroma planes are reshaped views: on a copy, their masks would be lost
+            raise ValueError(
+                f"a yuv420p frame is one contiguous uint8 [H*3/2, W] array of even H and W, "
+                f"got {self.data.dtype} {self.data.shape}"
+            )
+
     @property
     def shape(self) -> tuple[int, int, int]:
         return self.data.shape[0] * 2 // 3, self.data.shape[1], 3

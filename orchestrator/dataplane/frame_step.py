@@ -183,9 +183,16 @@ def _launch(
     images = [batches[k][1][i] for k, request in members for i in request.frames]
     first = members[0][1]
     threshold = min(r.threshold for _, r in members)
-    if isinstance(first.detector, AsyncDetector):
+    if not isinstance(first.detector, AsyncDetector):
+        return partial(first.detector.detect, images, first.scale, threshold)
+    try:
         return first.detector.submit(images, first.scale, threshold)
-    return partial(first.detector.detect, images, first.scale, threshold)
+    except Exception as exc:  # not sent: its answer is this failure, which fails the frames closed
+        return partial(_raise, exc)
+
+
+def _raise(exc: Exception) -> Detections:
+    raise exc
 
 
 class StreamAnonymizer:

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from orchestrator.cli import main
+from orchestrator.core.masks import SOLID_COLOUR
 from orchestrator.samples import FACE_CROP
 
 FACE_BOX = (FACE_CROP[1].start, FACE_CROP[0].start, FACE_CROP[1].stop, FACE_CROP[0].stop)  # x1,y1,x2,y2
@@ -231,6 +232,19 @@ def test_camera_file_adds_privacy_zones_and_geometry(media: dict, tmp_path: Path
     # A camera 3 m up looking almost straight down sees no face smaller than about 38 px.
     face_plan = json.loads(report.read_text())["files"][0]["parameters"]["classes"]["face"]
     assert face_plan["target_px"] > 20
+
+
+def test_a_privacy_zone_is_painted_over_on_every_video_frame(
+    media: dict, tmp_path: Path, out_dir: Path
+) -> None:
+    """Video is masked in YUV planes: the zone's luma and its chroma both take the solid grey."""
+    camera = tmp_path / "cam.yaml"
+    camera.write_text("privacy_zones: [[[0.05, 0.05], [0.45, 0.05], [0.45, 0.95], [0.05, 0.95]]]\n")
+    assert cli("anonymize", media["video"], "-o", out_dir, "--style", "solid", "--camera", camera, "-q") == 0
+    for frame in frames_of(out_dir / "walk.mp4"):
+        h, w, _ = frame.shape
+        inside = frame[int(0.1 * h) : int(0.9 * h), int(0.1 * w) : int(0.4 * w)].astype(int)
+        assert np.abs(inside - np.array(SOLID_COLOUR)).max() <= 8
 
 
 def test_bad_camera_file(

@@ -34,6 +34,7 @@ def make_clip(
     video_codec: str = "libx264",
     audio_codec: str | None = "aac",
     start_s: int = 0,
+    pix_fmt: str | None = None,
 ) -> None:
     """A clip whose frame i is shown at `pts[i]` / `fps` s (default: 16 evenly spaced frames), plus
     `start_s`; audio (a tone, when `audio_codec`) covers the same span."""
@@ -41,7 +42,8 @@ def make_clip(
     with av.open(str(path), "w") as out:
         video = out.add_stream(video_codec, rate=fps)
         video.width, video.height = width, height
-        video.pix_fmt = "yuv444p" if video_codec == "libx264" and (width % 2 or height % 2) else "yuv420p"
+        odd = video_codec == "libx264" and (width % 2 or height % 2)
+        video.pix_fmt = pix_fmt or ("yuv444p" if odd else "yuv420p")
         sound = out.add_stream(audio_codec, rate=AUDIO_RATE, layout="mono") if audio_codec else None
         for i, t in enumerate(pts):
             pixels = background(width, height)
@@ -106,6 +108,38 @@ def test_odd_size_clip_keeps_its_exact_size(tmp_path: Path, out_dir: Path) -> No
         assert stream.codec_context.pix_fmt == "yuv444p"
         frames = [f.to_ndarray(format="rgb24") for f in result.decode(stream)]
     assert len(frames) == 12 and frames[0].shape == (49, 65, 3)
+
+
+def rgb_frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def test_a_full_range_clip_keeps_its_tones(tmp_path: Path, out_dir: Path) -> None:
+    """yuvj420p (full range, as phones and some cameras record) comes out looking the same, not with its
+    contrast stretched: the output is limited range, and the frames are converted to it."""
+    clip = tmp_path / "full.mp4"
+    make_clip(clip, width=96, height=64, pts=list(range(8)), audio_codec=None, pix_fmt="yuvj420p")
+    assert cli("anonymize", clip, "-o", out_dir, "-q") == 0
+    before, after = rgb_frames(clip), rgb_frames(out_dir / "full.mp4")
+    assert len(after) == len(before) == 8
+    # Read as limited range, full-range samples would gain 16% of contrast (255/219).
+    assert abs(np.std(after) / np.std(before) - 1) < 0.05
+    assert (
+        np.mean([np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(before, after, strict=True)])
+        < 2.5
+    )
+
+
+def test_a_stream_that_changes_size_midway_keeps_its_first_size(tmp_path: Path, out_dir: Path) -> None:
+    first, second = tmp_path / "a.ts", tmp_path / "b.ts"
+    make_clip(first, width=64, height=48, pts=list(range(12)), audio_codec=None)
+    make_clip(second, width=63, height=47, pts=list(range(12, 24)), audio_codec=None)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    assert cli("anonymize", joined, "-o", out_dir, "-q") == 0
+    frames = rgb_frames(out_dir / "joined.mkv")
+    assert len(frames) == 24 and {f.shape for f in frames} == {(48, 64, 3)}
 
 
 def test_avi_with_pcm_audio_becomes_mkv_with_its_audio(tmp_path: Path, out_dir: Path) -> None:

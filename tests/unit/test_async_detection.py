@@ -102,3 +102,13 @@ def test_embedded_detectors_run_beside_each_other_and_report_their_errors() -> N
     lone = CenterFaceDetector(_Model(threading.Event(), threading.Event(), 0.1))  # type: ignore[arg-type]
     with pytest.raises(TimeoutError):  # nothing runs beside it: its wait fails, and the caller sees it
         lone.submit(image, 1.0, 0.5)()
+
+
+def test_a_request_that_cannot_be_sent_fails_its_frames_closed() -> None:
+    class Unsendable(FakeDetector):
+        def submit(self, images: list, scale: float, threshold: float) -> Callable[[], Detections]:
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    stream = StreamAnonymizer(CameraContext(profile(), W, H), {FACE: Unsendable(FACE, [FACE_BOX])})
+    results = stream.process(frames(2))
+    assert all(r.failed and (r.image == np.asarray(SOLID_COLOUR, np.uint8)).all() for r in results)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import av
 import numpy as np
 import pytest
 
@@ -17,6 +18,7 @@ from orchestrator.core.yuv import (
     solid_yuv,
 )
 from orchestrator.dataplane.frame_step import StreamAnonymizer
+from orchestrator.inference.preprocess import rgb_array
 from unit.test_frame_step import FACE, FACE_BOX, FakeDetector, H, W, profile
 
 BOUNDS = np.array([[3, 5, 29, 22], [30, 1, 41, 12], [0, 40, 64, 48]])  # odd edges, one across the frame
@@ -124,3 +126,26 @@ def test_solid_yuv_is_the_grey_of_solid_colour() -> None:
 def test_chroma_bounds_cover_every_luma_pixel() -> None:
     bounds = np.array([[3, 5, 20, 16], [0, 0, 1, 1]])
     assert chroma_bounds(bounds).tolist() == [[1, 2, 10, 8], [0, 0, 1, 1]]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        np.zeros((15, 9), np.uint8),  # odd width
+        np.zeros((16, 8), np.uint8),  # not H*3/2 rows
+        np.zeros((15, 16), np.uint8)[:, ::2],  # a strided view: the chroma reshapes would copy
+        np.zeros((15, 8), np.int16),
+    ],
+    ids=["odd width", "rows", "strided", "dtype"],
+)
+def test_a_yuv_frame_refuses_arrays_its_plane_views_cannot_write_through(data: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="yuv420p"):
+        Yuv420Frame(data)
+
+
+def test_rgb_array_converts_a_yuv_frame_as_ffmpeg_does() -> None:
+    frame = yuv_frame(48, 64)
+    expected = av.VideoFrame.from_ndarray(frame.data, format="yuv420p").to_ndarray(format="rgb24")
+    np.testing.assert_array_equal(rgb_array(frame), expected)
+    rgb = np.zeros((4, 6, 3), np.uint8)
+    assert rgb_array(rgb) is rgb

@@ -314,10 +314,16 @@ class _Transcode:
             _put(self.decoded, _END, self.stop)
 
     def _pixels(self, frame: av.VideoFrame) -> Frame:
-        """yuv420p as the encoder takes it, where the size allows; RGB for odd sizes (4:4:4 out)."""
+        """yuv420p as the encoder takes it, where the size allows; RGB for odd sizes (4:4:4 out).
+
+        Always at the stream's declared size (a stream may change size midway; the output keeps one) and
+        in limited range, which the untagged output is read as: a full-range source (yuvj420p, or tagged
+        full) would otherwise come out with its contrast stretched.
+        """
+        size = (self.info.width, self.info.height)
         if self.v_out.pix_fmt == "yuv420p":
-            return Yuv420Frame(frame.to_ndarray(format="yuv420p"))
-        return frame.to_ndarray(format="rgb24")
+            return Yuv420Frame(frame.reformat(*size, "yuv420p", dst_color_range="MPEG").to_ndarray())
+        return frame.reformat(*size, "rgb24").to_ndarray()
 
     def _pass_audio(self, packet: Any) -> None:
         if packet.dts is None or self.a_tb is None:
