@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import av
 import numpy as np
 
-from ..core.yuv import Frame, Yuv420Frame
+from ..core.yuv import Frame
+from ..video_frames import video_frame
 
 NETWORK_STRIDE = 32  # both detectors downsample by 32: input sides must be multiples of it
 
@@ -33,19 +33,8 @@ def resize_batch(frames: list[Frame], size: tuple[int, int]) -> np.ndarray:
     if (w, h) == size and len(arrays) == len(frames):
         return np.stack(arrays)
     return np.stack(
-        [_video_frame(f).reformat(*size, "rgb24", interpolation="BILINEAR").to_ndarray() for f in frames]
+        [video_frame(f).reformat(*size, "rgb24", interpolation="BILINEAR").to_ndarray() for f in frames]
     )
-
-
-def rgb_array(frame: Frame) -> np.ndarray:
-    """The frame as an HxWx3 RGB array."""
-    return frame if isinstance(frame, np.ndarray) else _video_frame(frame).to_ndarray(format="rgb24")
-
-
-def _video_frame(frame: Frame) -> av.VideoFrame:
-    if isinstance(frame, Yuv420Frame):
-        return av.VideoFrame.from_ndarray(frame.data, format="yuv420p")
-    return av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
 
 
 def _resized(frames: list[Frame], scale: float) -> tuple[np.ndarray, tuple[float, float]]:

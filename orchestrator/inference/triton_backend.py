@@ -23,8 +23,8 @@ import tritonclient.utils.shared_memory as shm
 from ..core.detections import Detections, ObjectClass
 from ..core.policy import DetectorTraits
 from ..core.yuv import Frame
+from ..video_frames import rgb_array
 from .detectors import MODELS, detector_traits
-from .preprocess import rgb_array
 from .repository import ModelSpec
 from .triton_options import TritonOptions
 from .triton_server import ENSEMBLE

@@ -18,7 +18,7 @@ from orchestrator.core.yuv import (
     solid_yuv,
 )
 from orchestrator.dataplane.frame_step import StreamAnonymizer
-from orchestrator.inference.preprocess import rgb_array
+from orchestrator.video_frames import rgb_array
 from unit.test_frame_step import FACE, FACE_BOX, FakeDetector, H, W, profile
 
 BOUNDS = np.array([[3, 5, 29, 22], [30, 1, 41, 12], [0, 40, 64, 48]])  # odd edges, one across the frame

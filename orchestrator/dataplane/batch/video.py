@@ -33,7 +33,8 @@ from typing import Any
 import av
 
 from ...atomic_files import atomic_output
-from ...core.yuv import Frame, Yuv420Frame
+from ...core.yuv import Frame
+from ...video_frames import decoded, video_frame
 from ..frame_step import FrameResult, StreamAnonymizer
 from .images import MediaError
 
@@ -309,21 +310,10 @@ class _Transcode:
                 for frame in packet.decode():
                     previous = self._video_pts(frame, previous)
                     self.seen.frames += 1
-                    _put(self.decoded, ("video", (self._pixels(frame), previous)), self.stop)
+                    pixels = decoded(frame, self.info.width, self.info.height)  # the output keeps one size
+                    _put(self.decoded, ("video", (pixels, previous)), self.stop)
         finally:
             _put(self.decoded, _END, self.stop)
-
-    def _pixels(self, frame: av.VideoFrame) -> Frame:
-        """yuv420p as the encoder takes it, where the size allows; RGB for odd sizes (4:4:4 out).
-
-        Always at the stream's declared size (a stream may change size midway; the output keeps one) and
-        in limited range, which the untagged output is read as: a full-range source (yuvj420p, or tagged
-        full) would otherwise come out with its contrast stretched.
-        """
-        size = (self.info.width, self.info.height)
-        if self.v_out.pix_fmt == "yuv420p":
-            return Yuv420Frame(frame.reformat(*size, "yuv420p", dst_color_range="MPEG").to_ndarray())
-        return frame.reformat(*size, "rgb24").to_ndarray()
 
     def _pass_audio(self, packet: Any) -> None:
         if packet.dts is None or self.a_tb is None:
@@ -364,10 +354,7 @@ class _Transcode:
                         ) from None
                     continue
                 pixels, pts = payload
-                if isinstance(pixels, Yuv420Frame):
-                    frame = av.VideoFrame.from_ndarray(pixels.data, format="yuv420p")
-                else:
-                    frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+                frame = video_frame(pixels)
                 frame.pts, frame.time_base = pts, self.v_tb
                 out.mux(self.v_out.encode(frame))
                 self.written += 1

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import av
-import numpy as np
 
+from ...core.yuv import Frame
+from ...video_frames import video_frame
 from .outputs import DemandGate
 
 SEGMENT_S = 2
@@ -52,8 +53,8 @@ class HlsWriter:
         self._time_base = Fraction(1, 1000)
         self._last_pts = -1
 
-    def write(self, frame: np.ndarray, pts_s: float) -> None:
-        picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+    def write(self, frame: Frame, pts_s: float) -> None:
+        picture = video_frame(frame)
         pts = max(round(pts_s * 1000), self._last_pts + 1)  # milliseconds, always increasing
         picture.pts, picture.time_base = pts, self._time_base
         self._last_pts = pts
@@ -73,7 +74,7 @@ class HlsOutputs:
         self.gate = gate
         self._writers: dict[str, HlsWriter] = {}
 
-    def publish(self, camera_id: str, frame: np.ndarray, pts_s: float) -> None:
+    def publish(self, camera_id: str, frame: Frame, pts_s: float) -> None:
         if self.gate is not None and not self.gate.wants_hls(camera_id):
             self.close_camera(camera_id)
             return

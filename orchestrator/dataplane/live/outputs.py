@@ -20,17 +20,19 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-import numpy as np
 from PIL import Image
+
+from ...core.yuv import Frame
+from ...video_frames import rgb_array
 
 MJPEG_BOUNDARY = "cityveil-frame"
 SNAPSHOT_INTERVAL_S = 1.0  # how stale a snapshot may be while nobody streams the camera
 HLS_IDLE_S = 60.0  # an HLS rendition stops this long after its last request
 
 
-def encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
+def encode_jpeg(frame: Frame, quality: int) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
+    Image.fromarray(rgb_array(frame)).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
 
 
@@ -84,7 +86,7 @@ class CameraOutputs:
         with self._changed:
             return sorted(self._known)
 
-    def publish(self, camera_id: str, frame: np.ndarray, pts_s: float) -> None:
+    def publish(self, camera_id: str, frame: Frame, pts_s: float) -> None:
         self.publish_encoded(camera_id, encode_jpeg(frame, self.jpeg_quality), pts_s)
 
     def publish_encoded(self, camera_id: str, jpeg: bytes, pts_s: float) -> None:
@@ -186,7 +188,7 @@ class FanOut:
     def __init__(self, *outputs: Any) -> None:
         self.outputs = outputs
 
-    def publish(self, camera_id: str, frame: np.ndarray, pts_s: float) -> None:
+    def publish(self, camera_id: str, frame: Frame, pts_s: float) -> None:
         for output in self.outputs:
             output.publish(camera_id, frame, pts_s)
 

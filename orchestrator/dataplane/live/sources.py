@@ -19,10 +19,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import av
-import numpy as np
 import structlog
 
 from ...core.urls import redact_in
+from ...core.yuv import Frame
+from ...video_frames import decoded
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +51,7 @@ class SourceSettings:
 
 @dataclass(frozen=True)
 class CapturedFrame:
-    pixels: np.ndarray  # HxWx3 RGB
+    pixels: Frame  # yuv420p, or HxWx3 RGB for odd sizes (video_frames.decoded)
     pts_s: float  # source timestamp, seconds
     captured_at: float  # time.monotonic() when decoded: latency is measured from here
 
@@ -191,7 +192,7 @@ class LiveSource:
                         wait = paced_from + offset + pts_s - now
                         if wait > 0:
                             self._stopping.wait(wait)
-                    yield CapturedFrame(frame.to_ndarray(format="rgb24"), offset + pts_s, time.monotonic())
+                    yield CapturedFrame(decoded(frame), offset + pts_s, time.monotonic())
                 if not looping:
                     raise SourceEnded(f"{self.camera_id}: the stream ended")
                 offset += last + (1 / float(stream.average_rate or 25))

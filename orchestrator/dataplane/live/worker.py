@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ...core.yuv import Frame
 from ..frame_step import StreamAnonymizer, process_streams
 from .metadata import MetadataBuilder
 from .sources import CapturedFrame, LiveSource
@@ -26,7 +27,7 @@ IDLE_RETURN_S = 0.1  # with no frames at all, hand control back this often (comm
 
 
 class FrameOutput(Protocol):
-    def publish(self, camera_id: str, frame: np.ndarray, pts_s: float) -> None: ...
+    def publish(self, camera_id: str, frame: Frame, pts_s: float) -> None: ...
 
     def publish_metadata(self, camera_id: str, data: dict[str, Any]) -> None: ...
 
