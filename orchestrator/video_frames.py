@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import av
 import numpy as np
+from av.video.reformatter import ColorRange
 
 from .core.yuv import Frame, Yuv420Frame
 
@@ -20,9 +21,16 @@ def decoded(frame: av.VideoFrame, width: int | None = None, height: int | None =
     tagged full) passed through would come out with its contrast stretched.
     """
     width, height = width or frame.width, height or frame.height
-    if width % 2 == 0 and height % 2 == 0:
-        return Yuv420Frame(frame.reformat(width, height, "yuv420p", dst_color_range="MPEG").to_ndarray())
-    return frame.reformat(width, height, "rgb24").to_ndarray()
+    if width % 2 or height % 2:
+        return frame.reformat(width, height, "rgb24").to_ndarray()
+    as_is = (
+        frame.format.name == "yuv420p"
+        and frame.color_range != ColorRange.JPEG
+        and (frame.width, frame.height) == (width, height)
+    )
+    if as_is:  # most video: a copy of the planes, without swscale's 0.9 ms a 720p frame
+        return Yuv420Frame(frame.to_ndarray())
+    return Yuv420Frame(frame.reformat(width, height, "yuv420p", dst_color_range=ColorRange.MPEG).to_ndarray())
 
 
 def video_frame(frame: Frame) -> av.VideoFrame:
