@@ -273,27 +273,27 @@ def kernel_plan(
     order = np.argsort(layers, kind="stable")  # a layer's rows together, in their order
     table, layers = table[order], layers[order]
     counts = _ceil_div(_height(table), table[:, COL["band_rows"]])
+    means = 0
     if style is MaskStyle.BLUR:
         cells = _cells_across(table) * counts
         table[:, COL["cell_start"]] = np.cumsum(cells) - cells
+        means = 3 * int(cells.sum())
     rows = np.repeat(np.arange(len(table), dtype=np.int32), counts)
     firsts = np.repeat(np.cumsum(counts) - counts, counts)
     bands = np.stack([rows, np.arange(len(rows)) - firsts], axis=1).astype(np.int32)
     widest = int((table[:, COL["x2"]] - table[:, COL["x1"]]).max(initial=0))
     most_blocks = int(_cells_across(table).max(initial=0))
+    shared = {
+        k.name: widest * k.shared_per_pixel_column + most_blocks * k.shared_per_block_column
+        for k in KERNELS[style]
+    }
+    if max(shared.values()) > SHARED_LIMIT:
+        raise ValueError(f"a box {widest} px wide is wider than the GPU kernels' shared memory holds")
     layer_of_band = layers[rows]
     launches = []
     for layer in range(int(layer_of_band.max(initial=-1)) + 1):
         first, last = np.searchsorted(layer_of_band, [layer, layer + 1])
-        for kernel in KERNELS[style]:
-            shared = widest * kernel.shared_per_pixel_column + most_blocks * kernel.shared_per_block_column
-            if shared > SHARED_LIMIT:
-                raise ValueError(f"a box {widest} px wide is wider than the GPU kernels' shared memory holds")
-            launches.append(Launch(kernel.name, shared, int(first), int(last - first)))
-    means = 0
-    if style is MaskStyle.BLUR and len(table):
-        last_row = table[-1]
-        means = 3 * int(last_row[COL["cell_start"]] + _cells_across(last_row[None])[0] * counts[-1])
+        launches += [Launch(name, size, int(first), int(last - first)) for name, size in shared.items()]
     return KernelPlan(table, bands, tuple(launches), means)
 
 

@@ -132,7 +132,9 @@ class Yuv420Frame:
         mask_yuv_region(self.luma, self.chroma, region, style, strength)
 
     def fill_solid(self) -> None:
-        mask_yuv_region(self.luma, self.chroma, np.ones(self.shape[:2], bool), MaskStyle.SOLID, 1.0)
+        y, u, v = solid_yuv()
+        self.luma[...] = y
+        self.chroma[0][...], self.chroma[1][...] = u, v
 
 
 Frame = np.ndarray | Yuv420Frame  # what the frame step masks: an HxWx3 RGB array, or a yuv420p frame
