@@ -41,14 +41,6 @@ H, W, PAD = 72, 128, 64
 FACE = int(ObjectClass.FACE)
 
 
-@pytest.fixture(scope="module")
-def kernels(tmp_path_factory: pytest.TempPathFactory) -> HostKernels:
-    try:
-        return HostKernels(tmp_path_factory.mktemp("kernels"))
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
-
-
 class Streams:
     """Source slot -> the camera's frame step (the pipeline's role)."""
 
@@ -203,19 +195,19 @@ def test_a_frame_without_detections_is_marked_failed_when_every_frame_is_analyse
 # --- the masking probe -----------------------------------------------------------------------------------
 
 
-def test_a_batch_is_masked_in_place_per_camera_and_nothing_else_changes(kernels: HostKernels) -> None:
+def test_a_batch_is_masked_in_place_per_camera_and_nothing_else_changes(host_kernels: HostKernels) -> None:
     pyds = fake.Pyds()
     buffers, views = surfaces(2)
     before = [b.copy() for b in buffers]
     batch = fake.BatchMeta(
         [fake.FrameMeta(0, 0, 0, [face(20, 10, 60, 50)]), fake.FrameMeta(1, 1, 0, [face(70, 20, 110, 60)])]
     )
-    probe, _ = masking_probe(pyds, kernels, {0: "public_space", 1: "restricted"}, views)
-    calls = kernels.calls
+    probe, _ = masking_probe(pyds, host_kernels, {0: "public_space", 1: "restricted"}, views)
+    calls = host_kernels.calls
 
     assert probe(None, fake.probe_info(fake.Buffer(pyds, batch))) == "ok"
 
-    assert kernels.calls - calls == 2  # one kernel pass per style (blur, solid), not per box or frame
+    assert host_kernels.calls - calls == 2  # one kernel pass per style (blur, solid), not per box or frame
     far_away = [np.s_[:, 90:], np.s_[:, :40]]  # beyond each box and its margin
     for k, (x1, y1, x2, y2) in enumerate([(20, 10, 60, 50), (70, 20, 110, 60)]):
         after = buffers[k][:, : W * 4].reshape(H, W, 4)
@@ -231,7 +223,9 @@ def test_a_batch_is_masked_in_place_per_camera_and_nothing_else_changes(kernels:
     assert probe.counters.frames == 2 and probe.counters.failed_frames == 0
 
 
-def test_an_error_on_one_frame_paints_that_frame_over_and_the_rest_is_masked(kernels: HostKernels) -> None:
+def test_an_error_on_one_frame_paints_that_frame_over_and_the_rest_is_masked(
+    host_kernels: HostKernels,
+) -> None:
     pyds = fake.Pyds()
     buffers, views = surfaces(2, seed=3)
     before = buffers[1].copy()
@@ -240,7 +234,7 @@ def test_an_error_on_one_frame_paints_that_frame_over_and_the_rest_is_masked(ker
     batch = fake.BatchMeta(
         [fake.FrameMeta(0, 0, 0, [broken]), fake.FrameMeta(1, 1, 0, [face(70, 20, 110, 60)])]
     )
-    probe, _ = masking_probe(pyds, kernels, {0: "public_space", 1: "public_space"}, views)
+    probe, _ = masking_probe(pyds, host_kernels, {0: "public_space", 1: "public_space"}, views)
 
     assert probe(None, fake.probe_info(fake.Buffer(pyds, batch))) == "ok"
 
@@ -250,7 +244,7 @@ def test_an_error_on_one_frame_paints_that_frame_over_and_the_rest_is_masked(ker
     assert diff[20:60, 70:110].mean() > 0.9 and not diff[:, :40].any()
 
 
-def test_a_kernel_failure_paints_the_whole_batch_over(kernels: HostKernels) -> None:
+def test_a_kernel_failure_paints_the_whole_batch_over(host_kernels: HostKernels) -> None:
     pyds = fake.Pyds()
     _, views = surfaces(2)
 
@@ -258,7 +252,7 @@ def test_a_kernel_failure_paints_the_whole_batch_over(kernels: HostKernels) -> N
         raise RuntimeError("cudaErrorIllegalAddress")
 
     batch = fake.BatchMeta([fake.FrameMeta(0, 0, 0, [face(20, 10, 60, 50)]), fake.FrameMeta(0, 1, 1)])
-    probe, _ = masking_probe(pyds, kernels, {0: "public_space"}, views, mask=broken)
+    probe, _ = masking_probe(pyds, host_kernels, {0: "public_space"}, views, mask=broken)
 
     assert probe(None, fake.probe_info(fake.Buffer(pyds, batch))) == "ok"
 
@@ -266,10 +260,10 @@ def test_a_kernel_failure_paints_the_whole_batch_over(kernels: HostKernels) -> N
     assert probe.counters.failed_frames == 2
 
 
-def test_unknown_cameras_and_failed_analysis_are_painted_over(kernels: HostKernels) -> None:
+def test_unknown_cameras_and_failed_analysis_are_painted_over(host_kernels: HostKernels) -> None:
     pyds = fake.Pyds()
     _, views = surfaces(2)
-    probe, failed = masking_probe(pyds, kernels, {0: "public_space"}, views)
+    probe, failed = masking_probe(pyds, host_kernels, {0: "public_space"}, views)
     failed.add(0, 5)
     batch = fake.BatchMeta([fake.FrameMeta(0, 0, 5), fake.FrameMeta(9, 1, 0)])  # analysis failed; no camera 9
 
@@ -279,25 +273,25 @@ def test_unknown_cameras_and_failed_analysis_are_painted_over(kernels: HostKerne
     assert probe.counters.failed_frames == 2
 
 
-def test_a_batch_whose_pixels_cannot_be_reached_is_dropped(kernels: HostKernels) -> None:
+def test_a_batch_whose_pixels_cannot_be_reached_is_dropped(host_kernels: HostKernels) -> None:
     pyds = fake.Pyds()
 
     def unmappable(*_: Any) -> Any:
         raise RuntimeError("NvBufSurfaceMap failed")
 
-    probe, _ = masking_probe(pyds, kernels, {0: "public_space"}, [], map_surface=unmappable)
+    probe, _ = masking_probe(pyds, host_kernels, {0: "public_space"}, [], map_surface=unmappable)
     batch = fake.BatchMeta([fake.FrameMeta(0, 0, 0)])
     assert probe(None, fake.probe_info(fake.Buffer(pyds, batch))) == "drop"
     assert probe.counters.dropped_batches == 1
 
 
 def test_a_profile_that_drops_failed_frames_gets_them_painted_over(
-    kernels: HostKernels, monkeypatch: pytest.MonkeyPatch
+    host_kernels: HostKernels, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A frame cannot leave a batch alone: where the profile would drop it, it is painted over instead."""
     pyds = fake.Pyds()
     _, views = surfaces(1)
-    probe, _ = masking_probe(pyds, kernels, {0: "restricted"}, views)
+    probe, _ = masking_probe(pyds, host_kernels, {0: "restricted"}, views)
     stream = probe.streams.stream_for(0)
     assert stream is not None and stream.plan.on_failure == "drop"
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from host_kernels import HostKernels
 
 from orchestrator.core import gpu_masks
 from orchestrator.core.gpu_masks import (
@@ -35,14 +34,6 @@ from orchestrator.core.yuv import mask_yuv_boxes, solid_yuv
 STYLES = pytest.mark.parametrize("style", GPU_STYLES, ids=lambda s: s.value)
 PAD = 48  # bytes of row padding, as DeepStream's pitch adds
 MaskFn = Callable[[list[Surface], np.ndarray, np.ndarray, MaskStyle, np.ndarray, np.ndarray], object]
-
-
-@pytest.fixture(scope="module")
-def host_kernels(tmp_path_factory: pytest.TempPathFactory) -> HostKernels:
-    try:
-        return HostKernels(tmp_path_factory.mktemp("kernels"))
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
 
 
 def _gpu_mask(surfaces, frame_index, bounds, style, strengths, sides):  # type: ignore[no-untyped-def]
