@@ -4,4 +4,5 @@
 FROM nvcr.io/nvidia/tritonserver:24.08-py3
 COPY pyproject.toml README.md /src/
 COPY orchestrator /src/orchestrator
-RUN pip install --no-cache-dir /src
+# The gpu extra brings CuPy: the preprocess step resizes batches that arrive in GPU memory where they lie.
+RUN pip install --no-cache-dir "/src[gpu]"

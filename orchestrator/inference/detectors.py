@@ -15,7 +15,7 @@ from ..core.detections import Detections, ObjectClass
 from ..core.policy import DetectorTraits
 from ..core.yuv import Frame
 from .onnx_backend import LoadedModel
-from .preprocess import NetworkInput, centerface_input, db_input
+from .preprocess import NetworkInput, Normaliser, centerface_input, centerface_planes, db_input, db_planes
 from .repository import ModelSpec, RepositoryError
 
 # config.pbtxt parameter: the smallest object (network-input pixels) the detector finds reliably, measured
@@ -68,6 +68,7 @@ class _OnnxDetector:
 
     object_class: ObjectClass
     box_slack: float
+    normalise: Normaliser  # resized RGB planes -> the network's input (shared by `prepare` and GPU batches)
 
     def __init__(self, model: LoadedModel) -> None:
         self.model = model
@@ -101,6 +102,7 @@ class CenterFaceDetector(_OnnxDetector):
     object_class = ObjectClass.FACE
     box_slack = 8.0  # centre and size each uncertain by one 4-pixel heatmap cell
     prepare = staticmethod(centerface_input)
+    normalise = staticmethod(centerface_planes)
 
     @classmethod
     def decode(
@@ -124,6 +126,7 @@ class PlateTextDetector(_OnnxDetector):
     MIN_ASPECT = 1.2
     MAX_HEIGHT_SHARE = 0.25
     prepare = staticmethod(db_input)
+    normalise = staticmethod(db_planes)
 
     @classmethod
     def decode(

@@ -1,11 +1,18 @@
-"""Frames -> network input tensors, per model family. Shared by the detectors and by int8 calibration."""
+"""Frames -> network input tensors, per model family. Shared by the detectors and by int8 calibration.
+
+Host frames are resized by swscale; a batch already in GPU memory (Triton's ensemble fed by DeepStream)
+is resized where it is (`device_input`), and both are normalised by the same per-family function.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from ..core.resample import resize_to_planes
+from ..core.xp import array_module
 from ..core.yuv import Frame
 from ..video_frames import video_frame
 
@@ -43,17 +50,39 @@ def _resized(frames: list[Frame], scale: float) -> tuple[np.ndarray, tuple[float
     return resize_batch(frames, size), (size[0] / w, size[1] / h)
 
 
-def centerface_input(frames: list[Frame], scale: float) -> NetworkInput:
-    """RGB, 0..255."""
+def centerface_planes(rgb: Any) -> Any:
+    """[B,3,H,W] float32 RGB 0..255 -> CenterFace's input: RGB, 0..255 (unchanged)."""
+    return rgb
+
+
+def db_planes(rgb: Any) -> Any:
+    """[B,3,H,W] float32 RGB 0..255 -> PP-OCR's input: BGR, (x / 255 - 0.5) / 0.5, as PaddleOCR trains it."""
+    return rgb[:, ::-1] * (2 / 255) - 1
+
+
+Normaliser = Callable[[Any], Any]
+
+
+def _host_input(frames: list[Frame], scale: float, normalise: Normaliser) -> NetworkInput:
     batch, input_scale = _resized(frames, scale)
-    return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32), input_scale
+    planes = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
+    return np.ascontiguousarray(normalise(planes)), input_scale
+
+
+def centerface_input(frames: list[Frame], scale: float) -> NetworkInput:
+    return _host_input(frames, scale, centerface_planes)
 
 
 def db_input(frames: list[Frame], scale: float) -> NetworkInput:
-    """BGR, (x / 255 - 0.5) / 0.5, as PaddleOCR trains it."""
-    batch, input_scale = _resized(frames, scale)
-    bgr = np.ascontiguousarray(batch[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
-    return bgr * (2 / 255) - 1, input_scale
+    return _host_input(frames, scale, db_planes)
+
+
+def device_input(batch: Any, scale: float, normalise: Normaliser) -> tuple[Any, tuple[float, float]]:
+    """A [B,H,W,3] uint8 RGB batch on either backend -> the network input on the same device."""
+    h, w = batch.shape[1:3]
+    size = network_size(w, h, scale)
+    planes = normalise(resize_to_planes(batch, size))
+    return array_module(planes).ascontiguousarray(planes), (size[0] / w, size[1] / h)
 
 
 # By the name a model's source.yaml gives in `int8_calibration`.

@@ -19,10 +19,11 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from ..core.detections import Detections
+from ..core.xp import array_module
 from .detectors import MODELS
 from .ensemble_contract import to_rows
 from .onnx_backend import LoadedModel, RuntimeOptions, load_model
-from .preprocess import NETWORK_STRIDE
+from .preprocess import NETWORK_STRIDE, device_input
 from .repository import ModelRepository
 
 DEFAULT_SCALE = 1.0
@@ -39,28 +40,50 @@ def _parameter(args: dict[str, str], key: str, default: str) -> str:
     return str(parameters.get(key, {}).get("string_value", default))
 
 
+def _frames(images: Any) -> Any:
+    """The IMAGES batch where it lies: a NumPy array, or a CuPy array over Triton's GPU buffer."""
+    if images.is_cpu():
+        return images.as_numpy()
+    import cupy  # only GPU hosts let frames through in GPU memory (FORCE_CPU_ONLY_INPUT_TENSORS: no)
+
+    return cupy.from_dlpack(images.to_dlpack())
+
+
+def _tensor(name: str, array: Any) -> Any:
+    if isinstance(array, np.ndarray):
+        return pb_utils.Tensor(name, array)
+    return pb_utils.Tensor.from_dlpack(name, array)  # stays in GPU memory for the next step
+
+
 class Preprocess:
-    """IMAGES [B,H,W,3] uint8 RGB -> each detector's input at its requested scale, and PARAMS."""
+    """IMAGES [B,H,W,3] uint8 RGB -> each detector's input at its requested scale, and PARAMS.
+
+    Host frames go through the detectors' own `prepare` (swscale, exactly as the embedded engine). Frames
+    in GPU memory (DeepStream's batch through nvinferserver's CUDA buffer sharing, or a client's CUDA shared
+    memory) are resized on the GPU and handed on there: no frame is copied to the host.
+    """
 
     def execute(self, requests: list[Any]) -> list[Any]:
         return [self._one(request) for request in requests]
 
     def _one(self, request: Any) -> Any:
-        frames = list(pb_utils.get_input_tensor_by_name(request, "IMAGES").as_numpy())
+        frames = _frames(pb_utils.get_input_tensor_by_name(request, "IMAGES"))
+        xp = array_module(frames)
         tensors, params = [], []
         for object_class, (_, detector) in MODELS.items():
             prefix = object_class.name
             scale = _optional(request, f"{prefix}_SCALE", DEFAULT_SCALE)
             threshold = _optional(request, f"{prefix}_THRESHOLD", DEFAULT_THRESHOLD)
-            if scale > 0:
-                blob, (sx, sy) = detector.prepare(frames, scale)
-            else:  # not asked for: the smallest input the detector takes, its detections ignored
-                blob, sx, sy = (
-                    np.zeros((len(frames), 3, NETWORK_STRIDE, NETWORK_STRIDE), np.float32),
-                    0.0,
-                    0.0,
+            if scale <= 0:  # not asked for: the smallest input the detector takes, its detections ignored
+                blob, (sx, sy) = (
+                    xp.zeros((len(frames), 3, NETWORK_STRIDE, NETWORK_STRIDE), xp.float32),
+                    (0.0, 0.0),
                 )
-            tensors.append(pb_utils.Tensor(f"{prefix}_IMAGE", blob))
+            elif xp is np:
+                blob, (sx, sy) = detector.prepare(list(frames), scale)
+            else:
+                blob, (sx, sy) = device_input(frames, scale, detector.normalise)
+            tensors.append(_tensor(f"{prefix}_IMAGE", blob))
             params.append([sx, sy, threshold])
         row = np.asarray(params, np.float32).reshape(1, -1)
         tensors.append(pb_utils.Tensor("PARAMS", np.repeat(row, len(frames), axis=0)))

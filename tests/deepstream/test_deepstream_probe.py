@@ -10,13 +10,13 @@ from typing import Any
 import fake_deepstream as fake
 import numpy as np
 import pytest
+from backends import needs_gpu
 from host_kernels import HostKernels
 
 from orchestrator.core.detections import ObjectClass
 from orchestrator.core.masks import SOLID_COLOUR
 from orchestrator.core.policy import CameraContext
 from orchestrator.core.profiles import resolve_profile
-from orchestrator.core.xp import available_backends
 from orchestrator.dataplane.deepstream.meta import (
     UNTRACKED_OBJECT_ID,
     frame_detections,
@@ -138,9 +138,7 @@ def test_capsule_address_reads_the_pointer_pyds_hands_over() -> None:
     assert capsule_address(_new_capsule(ctypes.addressof(memory), None, None)) == ctypes.addressof(memory)
 
 
-@pytest.mark.skipif(
-    not any(b is not np for b in available_backends()), reason="CuPy with a CUDA GPU is not available"
-)
+@needs_gpu
 def test_a_surface_is_mapped_without_copying_and_keeps_its_pitch() -> None:
     import cupy
 

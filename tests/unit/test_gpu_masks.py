@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from backends import cupy_param
 
 from orchestrator.core import gpu_masks
 from orchestrator.core.gpu_masks import (
@@ -28,7 +29,6 @@ from orchestrator.core.gpu_masks import (
     plane_table,
 )
 from orchestrator.core.masks import MaskStyle, blur_block, mask_boxes, pixelate_block
-from orchestrator.core.xp import available_backends
 from orchestrator.core.yuv import mask_yuv_boxes, solid_yuv
 
 STYLES = pytest.mark.parametrize("style", GPU_STYLES, ids=lambda s: s.value)
@@ -43,15 +43,7 @@ def _gpu_mask(surfaces, frame_index, bounds, style, strengths, sides):  # type: 
     cupy.cuda.runtime.deviceSynchronize()
 
 
-def _gpu_param() -> object:
-    if any(b is not np for b in available_backends()):
-        return pytest.param("cupy", id="cupy")
-    return pytest.param(
-        "cupy", id="cupy", marks=pytest.mark.skip(reason="CuPy with a CUDA GPU is not available")
-    )
-
-
-ENGINES = pytest.mark.parametrize("engine", [pytest.param("host", id="host-g++"), _gpu_param()])
+ENGINES = pytest.mark.parametrize("engine", [pytest.param("host", id="host-g++"), cupy_param("cupy")])
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+from backends import BACKENDS, cupy_param
 
 from orchestrator.core.masks import (
     SOLID_COLOUR,
@@ -17,23 +18,8 @@ from orchestrator.core.masks import (
     pixelate_block,
     polygon_mask,
 )
-from orchestrator.core.xp import available_backends, to_numpy
+from orchestrator.core.xp import to_numpy
 
-
-def _backend_params() -> list[object]:
-    """NumPy always; CuPy where a GPU answers, otherwise a visible skip with its reason."""
-    gpu = [b for b in available_backends() if b is not np]
-    cupy = (
-        pytest.param(gpu[0], id="cupy")
-        if gpu
-        else pytest.param(
-            None, id="cupy", marks=pytest.mark.skip(reason="CuPy with a CUDA GPU is not available")
-        )
-    )
-    return [pytest.param(np, id="numpy"), cupy]
-
-
-BACKENDS = pytest.mark.parametrize("xp", _backend_params())
 STYLES = pytest.mark.parametrize("style", list(MaskStyle), ids=lambda s: s.value)
 
 
@@ -225,7 +211,7 @@ def test_mask_region_with_an_empty_mask_changes_nothing(xp: ModuleType) -> None:
 @pytest.mark.parametrize(
     "style", [MaskStyle.BLUR, MaskStyle.PIXELATE, MaskStyle.SOLID], ids=lambda s: s.value
 )
-@pytest.mark.parametrize("xp", _backend_params()[1:])
+@pytest.mark.parametrize("xp", [cupy_param()])
 def test_gpu_masks_equal_cpu_masks_within_one_level(xp: ModuleType, style: MaskStyle) -> None:
     frame, host = noise_frame(xp, 120, 160)
     on_cpu = host.copy()
