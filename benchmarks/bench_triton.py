@@ -32,7 +32,7 @@ from orchestrator.core.policy import CameraContext
 from orchestrator.core.profiles import BUILTIN_PROFILES
 from orchestrator.dataplane.embedded import EmbeddedEngine
 from orchestrator.inference.onnx_backend import RuntimeOptions
-from orchestrator.inference.triton_options import TritonOptions
+from orchestrator.inference.triton_options import SharedMemory, TritonOptions
 from orchestrator.inference.triton_server import TritonServer
 from orchestrator.samples import write_sample_video
 
@@ -140,8 +140,8 @@ def main() -> None:
     with TritonServer(log_file=Path(tempfile.mkdtemp()) / "tritonserver.log") as server:
         backends: dict[str, dict[str, Any]] = {
             "embedded": {"options": RuntimeOptions(device="cpu")},
-            "triton, shared memory": {"triton": TritonOptions(server.url, shared_memory=True)},
-            "triton, gRPC payload": {"triton": TritonOptions(server.url, shared_memory=False)},
+            "triton, shared memory": {"triton": TritonOptions(server.url, shared_memory=SharedMemory.SYSTEM)},
+            "triton, gRPC payload": {"triton": TritonOptions(server.url, shared_memory=SharedMemory.NONE)},
         }
         for name, kwargs in backends.items():
             engine = EmbeddedEngine(**kwargs)

@@ -332,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--inference",
         default="embedded",
         metavar="BACKEND",
-        help="embedded (ONNX Runtime in process, the default) or triton://HOST:PORT",
+        help="embedded (ONNX Runtime in process, the default) or "
+        "triton://HOST:PORT[?shared_memory=none|system|cuda]",
     )
     anonymize.set_defaults(func=cmd_anonymize)
 

@@ -34,7 +34,8 @@ class ServerSettings(BaseSettings):
     summary_interval_s: float = Field(default=60.0, gt=0, le=3600, description="processing summaries")
     inference: str = Field(
         default="embedded",
-        description="embedded (ONNX Runtime in each worker) or triton://HOST:PORT (a Triton server)",
+        description="embedded (ONNX Runtime in each worker) or triton://HOST:PORT (a Triton server; "
+        "?shared_memory=none|system|cuda, default system when local)",
     )
 
     model_repository: Path | None = Field(

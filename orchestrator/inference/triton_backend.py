@@ -1,8 +1,9 @@
 """The Triton inference backend: detectors that call the `cityveil_detect` ensemble over gRPC.
 
-Requests are asynchronous with a bounded number in flight; frames go through system shared memory when
-the server is on this host. Every failure (a deadline passed, the server gone, a bad answer) raises inside
-`detect`, which the frame step turns into fail-closed frames.
+Requests are asynchronous with a bounded number in flight; frames go through shared memory when the
+server is on this host: system shared memory by default, or CUDA shared memory on a GPU host. Every
+failure (a deadline passed, the server gone, a bad answer) raises inside `detect`, which the frame step
+turns into fail-closed frames.
 """
 
 from __future__ import annotations
@@ -26,12 +27,61 @@ from ..core.yuv import Frame
 from ..video_frames import rgb_array
 from .detectors import MODELS, detector_traits
 from .repository import ModelSpec
-from .triton_options import TritonOptions
+from .triton_options import SharedMemory, TritonOptions
 from .triton_server import ENSEMBLE
 
 log = structlog.get_logger(__name__)
 
 LABEL_REFRESH_S = 2.0
+
+
+class SystemRegions:
+    """POSIX shared memory (`/dev/shm`): the server maps the client's pages, nothing crosses the socket."""
+
+    def __init__(self, client: grpcclient.InferenceServerClient) -> None:
+        self.client = client
+
+    def create(self, name: str, size: int) -> Any:
+        handle = shm.create_shared_memory_region(name, f"/{name}", size)
+        self.client.register_system_shared_memory(name, f"/{name}", size)
+        return handle
+
+    def write(self, handle: Any, batch: np.ndarray) -> None:
+        shm.set_shared_memory_region(handle, [batch])
+
+    def destroy(self, handle: Any) -> None:
+        shm.destroy_shared_memory_region(handle)
+
+    def unregister(self, name: str) -> None:
+        self.client.unregister_system_shared_memory(name)
+
+
+class CudaRegions:
+    """CUDA memory on the server's GPU, shared through a CUDA IPC handle: the frames are copied to the GPU
+    once, by this client, and the ensemble's preprocess step resizes them there (no host copy in Triton).
+    Needs the `gpu` extra (cuda-python) and a GPU on this host."""
+
+    def __init__(self, client: grpcclient.InferenceServerClient, device: int) -> None:
+        import tritonclient.utils.cuda_shared_memory as cudashm  # imports cuda-python: GPU hosts only
+
+        self.client, self.device, self.cudashm = client, device, cudashm
+
+    def create(self, name: str, size: int) -> Any:
+        handle = self.cudashm.create_shared_memory_region(name, size, self.device)
+        self.client.register_cuda_shared_memory(name, self.cudashm.get_raw_handle(handle), self.device, size)
+        return handle
+
+    def write(self, handle: Any, batch: np.ndarray) -> None:
+        self.cudashm.set_shared_memory_region(handle, [batch])
+
+    def destroy(self, handle: Any) -> None:
+        self.cudashm.destroy_shared_memory_region(handle)
+
+    def unregister(self, name: str) -> None:
+        self.client.unregister_cuda_shared_memory(name)
+
+
+Regions = SystemRegions | CudaRegions
 
 
 class _Slot:
@@ -42,8 +92,8 @@ class _Slot:
     frames under a running inference. The next request gets a fresh region.
     """
 
-    def __init__(self, client: grpcclient.InferenceServerClient, name: str | None) -> None:
-        self.client = client
+    def __init__(self, regions: Regions | None, name: str) -> None:
+        self.regions = regions  # None: frames travel in the gRPC request
         self.base = name
         self.name = name
         self.handle: Any = None
@@ -53,35 +103,46 @@ class _Slot:
 
     def images(self, batch: np.ndarray) -> grpcclient.InferInput:
         tensor = grpcclient.InferInput("IMAGES", list(batch.shape), "UINT8")
-        if self.base is None:
+        if self.regions is None:
             tensor.set_data_from_numpy(batch)
             return tensor
         if batch.nbytes > self.size:
             self.release()
             self.name = f"{self.base}_{self.generation}"
             self.generation += 1
-            self.handle = shm.create_shared_memory_region(self.name, f"/{self.name}", batch.nbytes)
-            self.client.register_system_shared_memory(self.name, f"/{self.name}", batch.nbytes)
+            self.handle = self.regions.create(self.name, batch.nbytes)
             self.size = batch.nbytes
-        shm.set_shared_memory_region(self.handle, [batch])
+        self.regions.write(self.handle, batch)
         tensor.set_shared_memory(self.name, batch.nbytes)
         return tensor
 
     def retire(self) -> None:
         """Stop using the region (the server keeps its own mapping while it still reads it)."""
-        if self.handle is not None:
-            self.retired.append(str(self.name))
-            shm.destroy_shared_memory_region(self.handle)
-            self.handle, self.size = None, 0
+        if self.handle is None or self.regions is None:
+            return
+        self.retired.append(self.name)
+        self.regions.destroy(self.handle)
+        self.handle, self.size = None, 0
 
     def release(self) -> None:
+        if self.regions is None:
+            return
         self.retire()
         for name in self.retired:
             try:
-                self.client.unregister_system_shared_memory(name)
+                self.regions.unregister(name)
             except Exception as exc:  # still in use by a late request, or the server is gone: it frees it
                 log.warning("shared_memory_not_unregistered", region=name, error=str(exc))
         self.retired.clear()
+
+
+def _regions(client: grpcclient.InferenceServerClient, options: TritonOptions) -> Regions | None:
+    kind = options.shared_memory_kind
+    if kind == SharedMemory.SYSTEM:
+        return SystemRegions(client)
+    if kind == SharedMemory.CUDA:
+        return CudaRegions(client, options.cuda_device)
+    return None
 
 
 def _scalar_input(name: str, value: float, batch: int) -> grpcclient.InferInput:
@@ -97,9 +158,10 @@ class TritonClient:
         self.options = options
         self.client = grpcclient.InferenceServerClient(options.url)
         self._slots: queue.Queue[_Slot] = queue.Queue()
+        regions = _regions(self.client, options)
         tag = f"cityveil_{threading.get_native_id()}_{id(self):x}"
         for k in range(options.max_in_flight):
-            self._slots.put(_Slot(self.client, f"{tag}_{k}" if options.uses_shared_memory else None))
+            self._slots.put(_Slot(regions, f"{tag}_{k}"))
 
     def served_version(self, model: str) -> str:
         """The ready version of a model on the server (what the ensemble's step runs)."""

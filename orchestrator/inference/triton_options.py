@@ -1,4 +1,5 @@
-"""Which inference backend the data plane uses: `embedded` (ONNX Runtime in process) or triton://HOST:PORT.
+"""Which inference backend the data plane uses: `embedded` (ONNX Runtime in process) or
+triton://HOST:PORT[?shared_memory=none|system|cuda].
 
 Kept apart from the Triton client so that choosing a backend needs no `triton` extra installed.
 """
@@ -6,40 +7,64 @@ Kept apart from the Triton client so that choosing a backend needs no `triton` e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from enum import Enum
+from urllib.parse import parse_qs, urlsplit
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+USAGE = "inference must be 'embedded' or triton://HOST:PORT[?shared_memory=none|system|cuda]"
+
+
+class SharedMemory(str, Enum):
+    """How frames reach a server: in the gRPC request, or through a region the server maps."""
+
+    NONE = "none"
+    SYSTEM = "system"  # POSIX shared memory: any local server
+    CUDA = "cuda"  # CUDA memory on the server's GPU: a local GPU server, the `gpu` extra
 
 
 @dataclass(frozen=True)
 class TritonOptions:
     """`url` HOST:PORT of the gRPC endpoint; `timeout_s` the deadline of one inference (past it the frames
-    fail closed); `max_in_flight` requests at once; `shared_memory` None: when the server is local."""
+    fail closed); `max_in_flight` requests at once; `shared_memory` None: system shared memory when the
+    server is local, else none; `cuda_device` the GPU of CUDA shared memory regions."""
 
     url: str
     timeout_s: float = 5.0
     max_in_flight: int = 4
-    shared_memory: bool | None = None
+    shared_memory: SharedMemory | None = None
+    cuda_device: int = 0
 
     @property
-    def uses_shared_memory(self) -> bool:
+    def shared_memory_kind(self) -> SharedMemory:
         if self.shared_memory is not None:
             return self.shared_memory
-        return self.url.rsplit(":", 1)[0].strip("[]") in LOCAL_HOSTS
+        local = self.url.rsplit(":", 1)[0].strip("[]") in LOCAL_HOSTS
+        return SharedMemory.SYSTEM if local else SharedMemory.NONE
 
 
 def parse_inference(value: str) -> TritonOptions | None:
-    """`embedded` -> None; `triton://HOST:PORT` -> the Triton backend's options."""
+    """`embedded` -> None; `triton://HOST:PORT[?shared_memory=...]` -> the Triton backend's options."""
     if value == "embedded":
         return None
     parts = urlsplit(value)
     if parts.scheme != "triton" or not parts.hostname or parts.path not in ("", "/"):
-        raise ValueError(f"inference must be 'embedded' or triton://HOST:PORT, not {value!r}")
+        raise ValueError(f"{USAGE}, not {value!r}")
     try:
         port = parts.port
     except ValueError:
         port = None
     if not port:
-        raise ValueError(f"inference must be 'embedded' or triton://HOST:PORT, not {value!r}")
+        raise ValueError(f"{USAGE}, not {value!r}")
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"shared_memory"})
+    if unknown:
+        raise ValueError(f"{USAGE}: unknown option {unknown[0]!r} in {value!r}")
+    shared_memory = None
+    if "shared_memory" in query:
+        choice = query["shared_memory"][-1]
+        try:
+            shared_memory = SharedMemory(choice)
+        except ValueError:
+            raise ValueError(f"{USAGE}: shared_memory cannot be {choice!r}") from None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return TritonOptions(url=f"{host}:{port}")
+    return TritonOptions(url=f"{host}:{port}", shared_memory=shared_memory)

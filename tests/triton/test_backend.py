@@ -14,7 +14,7 @@ from orchestrator.core.masks import SOLID_COLOUR
 from orchestrator.core.policy import CameraContext
 from orchestrator.core.profiles import BUILTIN_PROFILES
 from orchestrator.dataplane.embedded import EmbeddedEngine
-from orchestrator.inference.triton_options import TritonOptions
+from orchestrator.inference.triton_options import SharedMemory, TritonOptions
 from orchestrator.inference.triton_server import TritonServer
 
 
@@ -22,7 +22,7 @@ def test_shared_memory_and_the_wire_give_the_same_detections(
     triton_server: TritonServer, sample_frames: list[np.ndarray]
 ) -> None:
     found = []
-    for shared in (True, False):
+    for shared in (SharedMemory.SYSTEM, SharedMemory.NONE):
         options = TritonOptions(url=triton_server.url, shared_memory=shared)
         engine = EmbeddedEngine(classes=[ObjectClass.FACE], triton=options)
         try:

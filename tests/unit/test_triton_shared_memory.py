@@ -1,0 +1,138 @@
+"""Choosing how frames reach Triton, and the life of CUDA shared-memory regions (a fake CUDA layer and a
+fake client record the calls: the real ones need a GPU; tests/triton covers system shared memory live)."""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+import numpy as np
+import pytest
+
+from orchestrator.inference.triton_backend import CudaRegions, _Slot
+from orchestrator.inference.triton_options import SharedMemory, TritonOptions, parse_inference
+
+
+@pytest.mark.parametrize(
+    ("value", "url", "kind"),
+    [
+        ("triton://127.0.0.1:8001", "127.0.0.1:8001", SharedMemory.SYSTEM),
+        ("triton://[::1]:8001", "[::1]:8001", SharedMemory.SYSTEM),
+        ("triton://gpu-node-3:8001", "gpu-node-3:8001", SharedMemory.NONE),
+        ("triton://localhost:8001?shared_memory=cuda", "localhost:8001", SharedMemory.CUDA),
+        ("triton://localhost:8001/?shared_memory=none", "localhost:8001", SharedMemory.NONE),
+        ("triton://10.0.0.5:8001?shared_memory=system", "10.0.0.5:8001", SharedMemory.SYSTEM),
+    ],
+)
+def test_the_inference_url_says_how_frames_travel(value: str, url: str, kind: SharedMemory) -> None:
+    options = parse_inference(value)
+    assert options is not None
+    assert options.url == url
+    assert options.shared_memory_kind is kind
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("triton://localhost:8001?shared_memory=gpu", "shared_memory cannot be 'gpu'"),
+        ("triton://localhost:8001?deadline=3", "unknown option 'deadline'"),
+    ],
+)
+def test_a_bad_option_is_refused_with_its_reason(value: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        parse_inference(value)
+
+
+class FakeCudaSharedMemory(types.ModuleType):
+    """tritonclient.utils.cuda_shared_memory without CUDA: regions are host arrays, calls are recorded."""
+
+    def __init__(self, calls: list[tuple[Any, ...]]) -> None:
+        super().__init__("tritonclient.utils.cuda_shared_memory")
+        self.calls = calls
+
+    def create_shared_memory_region(self, name: str, size: int, device: int) -> dict[str, Any]:
+        self.calls.append(("create", name, size, device))
+        return {"name": name, "memory": np.zeros(size, np.uint8)}
+
+    def get_raw_handle(self, handle: dict[str, Any]) -> bytes:
+        return f"ipc:{handle['name']}".encode()
+
+    def set_shared_memory_region(self, handle: dict[str, Any], values: list[np.ndarray]) -> None:
+        data = values[0].reshape(-1).view(np.uint8)
+        handle["memory"][: data.size] = data
+        self.calls.append(("write", handle["name"], data.size))
+
+    def destroy_shared_memory_region(self, handle: dict[str, Any]) -> None:
+        self.calls.append(("destroy", handle["name"]))
+
+
+class FakeClient:
+    def __init__(self, calls: list[tuple[Any, ...]]) -> None:
+        self.calls = calls
+
+    def register_cuda_shared_memory(self, name: str, raw: bytes, device: int, size: int) -> None:
+        self.calls.append(("register", name, raw, device, size))
+
+    def unregister_cuda_shared_memory(self, name: str) -> None:
+        self.calls.append(("unregister", name))
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    recorded: list[tuple[Any, ...]] = []
+    monkeypatch.setitem(sys.modules, "tritonclient.utils.cuda_shared_memory", FakeCudaSharedMemory(recorded))
+    return recorded
+
+
+def frames(count: int) -> np.ndarray:
+    return np.full((count, 4, 6, 3), 7, np.uint8)
+
+
+def test_a_region_on_the_chosen_gpu_is_registered_once_and_reused(calls: list[tuple[Any, ...]]) -> None:
+    slot = _Slot(CudaRegions(FakeClient(calls), device=1), "cv_0")  # type: ignore[arg-type]
+    first = slot.images(frames(2))
+    slot.images(frames(2))
+    assert calls == [
+        ("create", "cv_0_0", 144, 1),
+        ("register", "cv_0_0", b"ipc:cv_0_0", 1, 144),
+        ("write", "cv_0_0", 144),
+        ("write", "cv_0_0", 144),
+    ]
+    assert first.name() == "IMAGES" and first.shape() == [2, 4, 6, 3]
+    assert first._get_tensor().parameters["shared_memory_region"].string_param == "cv_0_0"
+
+
+def test_a_bigger_batch_gets_a_new_region_and_the_old_one_is_freed(calls: list[tuple[Any, ...]]) -> None:
+    slot = _Slot(CudaRegions(FakeClient(calls), device=0), "cv_0")  # type: ignore[arg-type]
+    slot.images(frames(1))
+    calls.clear()
+    slot.images(frames(3))
+    assert calls[:3] == [("destroy", "cv_0_0"), ("unregister", "cv_0_0"), ("create", "cv_0_1", 216, 0)]
+
+
+def test_after_a_failed_request_the_region_is_never_written_again(calls: list[tuple[Any, ...]]) -> None:
+    """The server may still read it: the next frames go to a fresh region; the old name is freed at close."""
+    slot = _Slot(CudaRegions(FakeClient(calls), device=0), "cv_0")  # type: ignore[arg-type]
+    slot.images(frames(1))
+    slot.retire()
+    calls.clear()
+    slot.images(frames(1))
+    assert ("write", "cv_0_0", 72) not in calls
+    assert ("create", "cv_0_1", 72, 0) in calls
+    slot.release()
+    assert ("unregister", "cv_0_0") in calls and ("unregister", "cv_0_1") in calls
+
+
+def test_without_shared_memory_the_frames_travel_in_the_request() -> None:
+    tensor = _Slot(None, "cv_0").images(frames(1))
+    assert tensor._get_content() == frames(1).tobytes()
+    assert "shared_memory_region" not in tensor._get_tensor().parameters
+
+
+def test_options_default_to_system_shared_memory_only_for_a_local_server() -> None:
+    assert TritonOptions("127.0.0.1:8001").shared_memory_kind is SharedMemory.SYSTEM
+    assert TritonOptions("triton:8001").shared_memory_kind is SharedMemory.NONE
+    assert (
+        TritonOptions("triton:8001", shared_memory=SharedMemory.CUDA).shared_memory_kind is SharedMemory.CUDA
+    )
