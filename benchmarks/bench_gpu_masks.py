@@ -7,8 +7,9 @@ second as a share of what a device-to-device copy moves in the same run (target 
 are those a mask must move at least (solid: written once); the kernels move more (an RGBA pixel's word is
 read before it is written, to keep alpha), so the share is a lower bound. Where onnxruntime has its CUDA
 provider, the detectors' networks are timed too (float models, batches of 8 1080p frames at scale 0.5).
-Two timings of the masks: the whole call (the kernel plan built on the host and uploaded, then its
-launches) and the kernels alone.
+The Triton preprocess step's GPU resize (a batch of 16 1080p RGB frames to each detector's input at scale
+0.5) is timed beside the CPU engine's swscale path on the same frames. Two timings of the masks: the
+whole call (the kernel plan built on the host and uploaded, then its launches) and the kernels alone.
 
     .venv/bin/python benchmarks/bench_gpu_masks.py [--iterations 50] [--json gpu_masks.json]
 
@@ -40,12 +41,14 @@ from orchestrator.core.masks import MaskStyle, mask_boxes
 from orchestrator.core.xp import available_backends
 from orchestrator.inference.detectors import MODELS
 from orchestrator.inference.onnx_backend import CUDA, RuntimeOptions, load_model
+from orchestrator.inference.preprocess import device_input
 from orchestrator.inference.repository import ModelRepository
 from orchestrator.samples import background
 
 BATCH, WIDTH, HEIGHT, PITCH = 32, 1920, 1080, 8192  # DeepStream pads 1920x4 bytes to its pitch alignment
 BOXES = 20
 DETECTOR_BATCH, DETECTOR_SCALE = 8, 0.5
+RESIZE_BATCH = 16  # the ensemble's max_batch_size
 CELL_W, CELL_H = 240, 216  # an 8x5 grid of cells, one box at most in each: no overlaps
 TARGET = 0.70
 
@@ -100,6 +103,29 @@ def detector_throughput(iterations: int) -> dict[str, Any]:
             "input": list(blob.shape),
             "ms_per_batch": round(statistics.median(runs) * 1000, 2),
             "frames_per_s": round(DETECTOR_BATCH / statistics.median(runs), 1),
+        }
+    return figures
+
+
+def resize_throughput(cupy: Any, iterations: int) -> dict[str, Any]:
+    """Frames per second of the preprocess step's resize: on the GPU (frames already there, as DeepStream
+    hands them over) and, for comparison, the CPU engine's swscale path on host copies of the frames."""
+    host = [background(WIDTH, HEIGHT)] * RESIZE_BATCH
+    frames = cupy.asarray(np.stack(host))
+    figures: dict[str, Any] = {"batch": f"{RESIZE_BATCH} x {WIDTH}x{HEIGHT} RGB", "scale": DETECTOR_SCALE}
+    for name, factory in MODELS.values():
+        seconds = timed(
+            cupy, lambda f=factory: device_input(frames, DETECTOR_SCALE, f.normalise), max(5, iterations // 5)
+        )
+        cpu_runs = []
+        for _ in range(3):
+            start = time.perf_counter()
+            factory.prepare(host, DETECTOR_SCALE)
+            cpu_runs.append(time.perf_counter() - start)
+        figures[name] = {
+            "gpu_ms_per_batch": round(seconds * 1000, 3),
+            "gpu_frames_per_s": round(RESIZE_BATCH / seconds),
+            "cpu_swscale_ms_per_batch": round(statistics.median(cpu_runs) * 1000, 1),
         }
     return figures
 
@@ -168,6 +194,7 @@ def main() -> int:
             "max_diff_vs_numpy": worst,
             "parity": worst <= PARITY_TOLERANCE,
         }
+    results["gpu_resize"] = resize_throughput(cupy, args.iterations)
     results["detectors"] = detector_throughput(args.iterations)
     print(json.dumps(results, indent=2))
     if args.json:
