@@ -85,6 +85,8 @@ class Preprocess:
                 blob, (sx, sy) = device_input(frames, scale, detector.normalise)
             tensors.append(_tensor(f"{prefix}_IMAGE", blob))
             params.append([sx, sy, threshold])
+        if xp is not np:  # Triton reads the outputs on its own stream: CuPy's work must be done by then
+            xp.cuda.get_current_stream().synchronize()
         row = np.asarray(params, np.float32).reshape(1, -1)
         tensors.append(pb_utils.Tensor("PARAMS", np.repeat(row, len(frames), axis=0)))
         return pb_utils.InferenceResponse(output_tensors=tensors)
