@@ -57,7 +57,9 @@ def centerface_planes(rgb: Any) -> Any:
 
 def db_planes(rgb: Any) -> Any:
     """[B,3,H,W] float32 RGB 0..255 -> PP-OCR's input: BGR, (x / 255 - 0.5) / 0.5, as PaddleOCR trains it."""
-    return rgb[:, ::-1] * (2 / 255) - 1
+    planes = rgb[:, ::-1] * (2 / 255)
+    planes -= 1
+    return planes
 
 
 Normaliser = Callable[[Any], Any]

@@ -35,53 +35,91 @@ log = structlog.get_logger(__name__)
 LABEL_REFRESH_S = 2.0
 
 
-class SystemRegions:
+class _Regions:
+    """A kind of shared memory, as a slot uses it: create (allocate and register), write, unregister, free.
+
+    `freeable_while_registered`: whether the client may free a region the server still has registered.
+    POSIX memory, yes: the server holds its own mapping. CUDA memory, no: it must outlive the server's
+    IPC handle, so it is freed only once unregistering succeeds.
+    """
+
+    freeable_while_registered: bool
+
+    def create(self, name: str, size: int) -> Any:
+        handle = self._allocate(name, size)
+        try:
+            self._register(name, handle, size)
+        except BaseException:
+            self.destroy(handle)  # never registered: nobody else holds it
+            raise
+        return handle
+
+    def _allocate(self, name: str, size: int) -> Any:
+        raise NotImplementedError
+
+    def _register(self, name: str, handle: Any, size: int) -> None:
+        raise NotImplementedError
+
+    def write(self, handle: Any, batch: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def unregister(self, name: str) -> None:
+        raise NotImplementedError
+
+    def destroy(self, handle: Any) -> None:
+        raise NotImplementedError
+
+
+class SystemRegions(_Regions):
     """POSIX shared memory (`/dev/shm`): the server maps the client's pages, nothing crosses the socket."""
+
+    freeable_while_registered = True
 
     def __init__(self, client: grpcclient.InferenceServerClient) -> None:
         self.client = client
 
-    def create(self, name: str, size: int) -> Any:
-        handle = shm.create_shared_memory_region(name, f"/{name}", size)
+    def _allocate(self, name: str, size: int) -> Any:
+        return shm.create_shared_memory_region(name, f"/{name}", size)
+
+    def _register(self, name: str, handle: Any, size: int) -> None:
         self.client.register_system_shared_memory(name, f"/{name}", size)
-        return handle
 
     def write(self, handle: Any, batch: np.ndarray) -> None:
         shm.set_shared_memory_region(handle, [batch])
 
-    def destroy(self, handle: Any) -> None:
-        shm.destroy_shared_memory_region(handle)
-
     def unregister(self, name: str) -> None:
         self.client.unregister_system_shared_memory(name)
 
+    def destroy(self, handle: Any) -> None:
+        shm.destroy_shared_memory_region(handle)
 
-class CudaRegions:
+
+class CudaRegions(_Regions):
     """CUDA memory on the server's GPU, shared through a CUDA IPC handle: the frames are copied to the GPU
     once, by this client, and the ensemble's preprocess step resizes them there (no host copy in Triton).
     Needs the `gpu` extra (cuda-python) and a GPU on this host."""
+
+    freeable_while_registered = False
 
     def __init__(self, client: grpcclient.InferenceServerClient, device: int) -> None:
         import tritonclient.utils.cuda_shared_memory as cudashm  # imports cuda-python: GPU hosts only
 
         self.client, self.device, self.cudashm = client, device, cudashm
 
-    def create(self, name: str, size: int) -> Any:
-        handle = self.cudashm.create_shared_memory_region(name, size, self.device)
+    def _allocate(self, name: str, size: int) -> Any:
+        return self.cudashm.create_shared_memory_region(name, size, self.device)
+
+    def _register(self, name: str, handle: Any, size: int) -> None:
         self.client.register_cuda_shared_memory(name, self.cudashm.get_raw_handle(handle), self.device, size)
-        return handle
 
     def write(self, handle: Any, batch: np.ndarray) -> None:
         self.cudashm.set_shared_memory_region(handle, [batch])
 
-    def destroy(self, handle: Any) -> None:
-        self.cudashm.destroy_shared_memory_region(handle)
-
     def unregister(self, name: str) -> None:
         self.client.unregister_cuda_shared_memory(name)
 
-
-Regions = SystemRegions | CudaRegions
+    def destroy(self, handle: Any) -> None:
+        self.cudashm.destroy_shared_memory_region(handle)
 
 
 class _Slot:
@@ -89,17 +127,19 @@ class _Slot:
 
     After a failed request the server may still be reading the region (a client deadline does not stop
     it), so the region is retired, never written again: another stream's frames must not replace these
-    frames under a running inference. The next request gets a fresh region.
+    frames under a running inference. The next request gets a fresh region. A retired region is freed
+    once the server lets it go (unregistering succeeds), tried whenever the slot needs a new region and at
+    close.
     """
 
-    def __init__(self, regions: Regions | None, name: str) -> None:
+    def __init__(self, regions: _Regions | None, name: str) -> None:
         self.regions = regions  # None: frames travel in the gRPC request
         self.base = name
         self.name = name
         self.handle: Any = None
         self.size = 0
         self.generation = 0
-        self.retired: list[str] = []  # registered names the server may still use: unregistered at close
+        self.retired: list[tuple[str, Any]] = []  # (name, handle) of regions the server may still read
 
     def images(self, batch: np.ndarray) -> grpcclient.InferInput:
         tensor = grpcclient.InferInput("IMAGES", list(batch.shape), "UINT8")
@@ -117,26 +157,31 @@ class _Slot:
         return tensor
 
     def retire(self) -> None:
-        """Stop using the region (the server keeps its own mapping while it still reads it)."""
-        if self.handle is None or self.regions is None:
-            return
-        self.retired.append(self.name)
-        self.regions.destroy(self.handle)
-        self.handle, self.size = None, 0
+        """Never write the current region again (after a failed request)."""
+        if self.handle is not None:
+            self.retired.append((self.name, self.handle))
+            self.handle, self.size = None, 0
 
-    def release(self) -> None:
-        if self.regions is None:
-            return
+    def release(self, closing: bool = False) -> None:
+        """Unregister and free the current region and every retired one the server has let go of."""
         self.retire()
-        for name in self.retired:
-            try:
-                self.regions.unregister(name)
-            except Exception as exc:  # still in use by a late request, or the server is gone: it frees it
-                log.warning("shared_memory_not_unregistered", region=name, error=str(exc))
-        self.retired.clear()
+        self.retired = [
+            (name, handle) for name, handle in self.retired if not self._free(name, handle, closing)
+        ]
+
+    def _free(self, name: str, handle: Any, closing: bool) -> bool:
+        assert self.regions is not None
+        try:
+            self.regions.unregister(name)
+        except Exception as exc:  # still in use by a late request, or the server is gone
+            log.warning("shared_memory_not_unregistered", region=name, error=str(exc))
+            if not (closing and self.regions.freeable_while_registered):
+                return False  # kept: tried again later; a CUDA region left at exit goes with the process
+        self.regions.destroy(handle)
+        return True
 
 
-def _regions(client: grpcclient.InferenceServerClient, options: TritonOptions) -> Regions | None:
+def _regions(client: grpcclient.InferenceServerClient, options: TritonOptions) -> _Regions | None:
     kind = options.shared_memory_kind
     if kind == SharedMemory.SYSTEM:
         return SystemRegions(client)
@@ -226,7 +271,7 @@ class TritonClient:
 
     def close(self) -> None:
         while not self._slots.empty():
-            self._slots.get_nowait().release()
+            self._slots.get_nowait().release(closing=True)
         self.client.close()
 
 

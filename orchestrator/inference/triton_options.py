@@ -47,7 +47,13 @@ def parse_inference(value: str) -> TritonOptions | None:
     if value == "embedded":
         return None
     parts = urlsplit(value)
-    if parts.scheme != "triton" or not parts.hostname or parts.path not in ("", "/"):
+    if (
+        parts.scheme != "triton"
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.fragment
+        or parts.username is not None
+    ):
         raise ValueError(f"{USAGE}, not {value!r}")
     try:
         port = parts.port
@@ -61,7 +67,9 @@ def parse_inference(value: str) -> TritonOptions | None:
         raise ValueError(f"{USAGE}: unknown option {unknown[0]!r} in {value!r}")
     shared_memory = None
     if "shared_memory" in query:
-        choice = query["shared_memory"][-1]
+        if len(query["shared_memory"]) > 1:
+            raise ValueError(f"{USAGE}: shared_memory is given more than once in {value!r}")
+        choice = query["shared_memory"][0]
         try:
             shared_memory = SharedMemory(choice)
         except ValueError:

@@ -12,6 +12,7 @@ threshold; an input scale of 0 means the class was not asked for.
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +70,21 @@ class Preprocess:
     def _one(self, request: Any) -> Any:
         frames = _frames(pb_utils.get_input_tensor_by_name(request, "IMAGES"))
         xp = array_module(frames)
+        # On a GPU, work on the frames' own device (one instance per GPU); CuPy starts on device 0.
+        with nullcontext() if xp is np else frames.device:
+            tensors, params = self._inputs(request, frames, xp)
+        row = np.asarray(params, np.float32).reshape(1, -1)
+        tensors.append(pb_utils.Tensor("PARAMS", np.repeat(row, len(frames), axis=0)))
+        return pb_utils.InferenceResponse(output_tensors=tensors)
+
+    @staticmethod
+    def _inputs(request: Any, frames: Any, xp: Any) -> tuple[list[Any], list[list[float]]]:
         tensors, params = [], []
         for object_class, (_, detector) in MODELS.items():
             prefix = object_class.name
             scale = _optional(request, f"{prefix}_SCALE", DEFAULT_SCALE)
             threshold = _optional(request, f"{prefix}_THRESHOLD", DEFAULT_THRESHOLD)
-            if scale <= 0:  # not asked for: the smallest input the detector takes, its detections ignored
+            if not scale > 0:  # not asked for (0, or not a number): the smallest input, detections ignored
                 blob, (sx, sy) = (
                     xp.zeros((len(frames), 3, NETWORK_STRIDE, NETWORK_STRIDE), xp.float32),
                     (0.0, 0.0),
@@ -87,9 +97,7 @@ class Preprocess:
             params.append([sx, sy, threshold])
         if xp is not np:  # Triton reads the outputs on its own stream: CuPy's work must be done by then
             xp.cuda.get_current_stream().synchronize()
-        row = np.asarray(params, np.float32).reshape(1, -1)
-        tensors.append(pb_utils.Tensor("PARAMS", np.repeat(row, len(frames), axis=0)))
-        return pb_utils.InferenceResponse(output_tensors=tensors)
+        return tensors, params
 
 
 class OnnxDetector:

@@ -14,6 +14,7 @@ import pytest
 import scenes
 from backends import needs_gpu
 
+import orchestrator.inference
 from orchestrator.core.detections import ObjectClass
 from orchestrator.core.xp import array_module, to_numpy
 from orchestrator.inference.detectors import MODELS
@@ -21,14 +22,17 @@ from orchestrator.inference.preprocess import NETWORK_STRIDE, device_input
 
 
 class FakeTensor:
-    """The subset of pb_utils.Tensor the python models use; `array` is NumPy (host) or CuPy (GPU)."""
+    """The subset of pb_utils.Tensor the python models use. Like the real one, the constructor takes NumPy
+    only; GPU arrays come in through `from_dlpack`, which wants them C-contiguous."""
 
-    def __init__(self, name: str, array: Any) -> None:
-        self._name, self.array = name, array
+    def __init__(self, name: str, array: Any, via_dlpack: bool = False) -> None:
+        assert via_dlpack or isinstance(array, np.ndarray), "pb_utils.Tensor() takes NumPy arrays only"
+        self._name, self.array, self.via_dlpack = name, array, via_dlpack
 
     @classmethod
     def from_dlpack(cls, name: str, array: Any) -> FakeTensor:
-        return cls(name, array)
+        assert hasattr(array, "__dlpack__") and array.flags.c_contiguous
+        return cls(name, array, via_dlpack=True)
 
     def name(self) -> str:
         return self._name
@@ -57,7 +61,10 @@ def preprocess(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", _fake_pb_utils())
     monkeypatch.delitem(sys.modules, "orchestrator.inference.triton_python", raising=False)
     yield importlib.import_module("orchestrator.inference.triton_python").Preprocess()
-    sys.modules.pop("orchestrator.inference.triton_python", None)  # never left bound to the fake
+    # Never left bound to the fake: neither in sys.modules nor as an attribute of its package.
+    sys.modules.pop("orchestrator.inference.triton_python", None)
+    if hasattr(orchestrator.inference, "triton_python"):
+        delattr(orchestrator.inference, "triton_python")
 
 
 def _request(images: Any, face_scale: float, plate_scale: float) -> dict[str, FakeTensor]:
@@ -87,8 +94,9 @@ def test_gpu_frames_are_resized_on_the_gpu_and_stay_there(preprocess: Any) -> No
     batch = cupy.asarray(np.stack(scenes.sample_frames()))
     outputs = preprocess.execute([_request(batch, 0.5, 1.0)])[0]
     for object_class, (_, detector) in MODELS.items():
-        blob = outputs[f"{object_class.name}_IMAGE"].array
-        assert array_module(blob) is cupy and blob.flags.c_contiguous
+        tensor = outputs[f"{object_class.name}_IMAGE"]
+        blob = tensor.array
+        assert tensor.via_dlpack and array_module(blob) is cupy
         scale = 0.5 if object_class.name == "FACE" else 1.0
         expected, _ = device_input(batch, scale, detector.normalise)
         np.testing.assert_array_equal(to_numpy(blob), to_numpy(expected))

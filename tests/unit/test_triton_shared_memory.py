@@ -3,14 +3,16 @@ fake client record the calls: the real ones need a GPU; tests/triton covers syst
 
 from __future__ import annotations
 
+import os
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from orchestrator.inference.triton_backend import CudaRegions, _Slot
+from orchestrator.inference.triton_backend import CudaRegions, SystemRegions, _Slot
 from orchestrator.inference.triton_options import SharedMemory, TritonOptions, parse_inference
 
 
@@ -37,6 +39,9 @@ def test_the_inference_url_says_how_frames_travel(value: str, url: str, kind: Sh
     [
         ("triton://localhost:8001?shared_memory=gpu", "shared_memory cannot be 'gpu'"),
         ("triton://localhost:8001?deadline=3", "unknown option 'deadline'"),
+        ("triton://localhost:8001?shared_memory=cuda&shared_memory=none", "given more than once"),
+        ("triton://localhost:8001#cuda", "triton://HOST:PORT"),
+        ("triton://admin@localhost:8001", "triton://HOST:PORT"),
     ],
 )
 def test_a_bad_option_is_refused_with_its_reason(value: str, reason: str) -> None:
@@ -68,14 +73,21 @@ class FakeCudaSharedMemory(types.ModuleType):
 
 
 class FakeClient:
+    """Records the calls; `refuse` names the calls the server answers with an error."""
+
     def __init__(self, calls: list[tuple[Any, ...]]) -> None:
         self.calls = calls
+        self.refuse: set[str] = set()
 
     def register_cuda_shared_memory(self, name: str, raw: bytes, device: int, size: int) -> None:
         self.calls.append(("register", name, raw, device, size))
+        if "register" in self.refuse:
+            raise ConnectionError("server unreachable")
 
     def unregister_cuda_shared_memory(self, name: str) -> None:
         self.calls.append(("unregister", name))
+        if "unregister" in self.refuse:
+            raise RuntimeError(f"shared memory region '{name}' is in use")
 
 
 @pytest.fixture
@@ -85,12 +97,23 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     return recorded
 
 
+@pytest.fixture
+def client(calls: list[tuple[Any, ...]]) -> FakeClient:
+    return FakeClient(calls)
+
+
+def cuda_slot(client: FakeClient, device: int = 0) -> _Slot:
+    return _Slot(CudaRegions(client, device), "cv_0")  # type: ignore[arg-type]
+
+
 def frames(count: int) -> np.ndarray:
     return np.full((count, 4, 6, 3), 7, np.uint8)
 
 
-def test_a_region_on_the_chosen_gpu_is_registered_once_and_reused(calls: list[tuple[Any, ...]]) -> None:
-    slot = _Slot(CudaRegions(FakeClient(calls), device=1), "cv_0")  # type: ignore[arg-type]
+def test_a_region_on_the_chosen_gpu_is_registered_once_and_reused(
+    client: FakeClient, calls: list[tuple[Any, ...]]
+) -> None:
+    slot = cuda_slot(client, device=1)
     first = slot.images(frames(2))
     slot.images(frames(2))
     assert calls == [
@@ -103,25 +126,56 @@ def test_a_region_on_the_chosen_gpu_is_registered_once_and_reused(calls: list[tu
     assert first._get_tensor().parameters["shared_memory_region"].string_param == "cv_0_0"
 
 
-def test_a_bigger_batch_gets_a_new_region_and_the_old_one_is_freed(calls: list[tuple[Any, ...]]) -> None:
-    slot = _Slot(CudaRegions(FakeClient(calls), device=0), "cv_0")  # type: ignore[arg-type]
+def test_a_bigger_batch_gets_a_new_region_and_the_old_one_is_unregistered_before_it_is_freed(
+    client: FakeClient, calls: list[tuple[Any, ...]]
+) -> None:
+    slot = cuda_slot(client)
     slot.images(frames(1))
     calls.clear()
     slot.images(frames(3))
-    assert calls[:3] == [("destroy", "cv_0_0"), ("unregister", "cv_0_0"), ("create", "cv_0_1", 216, 0)]
+    assert calls[:3] == [("unregister", "cv_0_0"), ("destroy", "cv_0_0"), ("create", "cv_0_1", 216, 0)]
 
 
-def test_after_a_failed_request_the_region_is_never_written_again(calls: list[tuple[Any, ...]]) -> None:
-    """The server may still read it: the next frames go to a fresh region; the old name is freed at close."""
-    slot = _Slot(CudaRegions(FakeClient(calls), device=0), "cv_0")  # type: ignore[arg-type]
+def test_a_region_the_server_would_not_register_is_freed_at_once(
+    client: FakeClient, calls: list[tuple[Any, ...]]
+) -> None:
+    slot = cuda_slot(client)
+    client.refuse.add("register")
+    for _ in range(3):  # the server is down: every request fails, and no GPU memory piles up
+        with pytest.raises(ConnectionError):
+            slot.images(frames(1))
+    assert [c[0] for c in calls].count("create") == [c[0] for c in calls].count("destroy") == 3
+    assert slot.handle is None and slot.retired == []
+
+
+def test_after_a_failed_request_the_region_is_never_written_again(
+    client: FakeClient, calls: list[tuple[Any, ...]]
+) -> None:
+    slot = cuda_slot(client)
     slot.images(frames(1))
     slot.retire()
     calls.clear()
     slot.images(frames(1))
     assert ("write", "cv_0_0", 72) not in calls
-    assert ("create", "cv_0_1", 72, 0) in calls
-    slot.release()
-    assert ("unregister", "cv_0_0") in calls and ("unregister", "cv_0_1") in calls
+    assert ("create", "cv_0_1", 72, 0) in calls and ("write", "cv_0_1", 72) in calls
+
+
+def test_a_retired_cuda_region_is_freed_only_once_the_server_lets_it_go(
+    client: FakeClient, calls: list[tuple[Any, ...]]
+) -> None:
+    """Freeing CUDA memory the server still has open would hand it to the next allocation, under a running
+    inference: the region waits until unregistering succeeds, even at close."""
+    slot = cuda_slot(client)
+    slot.images(frames(1))
+    slot.retire()
+    client.refuse.add("unregister")  # a late request still reads it
+    slot.images(frames(2))  # a new region; the retired one is tried and kept
+    slot.release(closing=True)
+    assert ("destroy", "cv_0_0") not in calls and ("destroy", "cv_0_1") not in calls
+    assert [name for name, _ in slot.retired] == ["cv_0_0", "cv_0_1"]
+    client.refuse.clear()
+    slot.release(closing=True)
+    assert ("destroy", "cv_0_0") in calls and ("destroy", "cv_0_1") in calls and slot.retired == []
 
 
 def test_without_shared_memory_the_frames_travel_in_the_request() -> None:
@@ -136,3 +190,24 @@ def test_options_default_to_system_shared_memory_only_for_a_local_server() -> No
     assert (
         TritonOptions("triton:8001", shared_memory=SharedMemory.CUDA).shared_memory_kind is SharedMemory.CUDA
     )
+
+
+class FakeSystemClient:
+    def __init__(self) -> None:
+        self.registered: set[str] = set()
+
+    def register_system_shared_memory(self, name: str, key: str, size: int) -> None:
+        self.registered.add(name)
+
+    def unregister_system_shared_memory(self, name: str) -> None:
+        raise ConnectionError("server gone")
+
+
+def test_at_close_a_system_region_is_unlinked_even_if_the_server_is_gone() -> None:
+    """POSIX memory may be freed under the server (it keeps its own mapping); left, it would outlive us."""
+    slot = _Slot(SystemRegions(FakeSystemClient()), f"cv_test_{os.getpid()}")  # type: ignore[arg-type]
+    slot.images(frames(1))
+    segment = Path("/dev/shm") / slot.name
+    assert segment.exists()
+    slot.release(closing=True)
+    assert not segment.exists() and slot.retired == []
