@@ -128,8 +128,8 @@ class _Slot:
     After a failed request the server may still be reading the region (a client deadline does not stop
     it), so the region is retired, never written again: another stream's frames must not replace these
     frames under a running inference. The next request gets a fresh region. A retired region is freed
-    once the server lets it go (unregistering succeeds), tried whenever the slot needs a new region and at
-    close.
+    once the server lets it go, tried whenever the slot needs a new region and at close: Triton refuses
+    to unregister a region a request still uses ("it is currently in use").
     """
 
     def __init__(self, regions: _Regions | None, name: str) -> None:
