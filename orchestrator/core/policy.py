@@ -16,12 +16,15 @@ from .boxes import grow, to_pixel_bounds
 from .detections import Detections, ObjectClass
 from .geometry import CameraGeometry
 from .masks import MaskStyle
-from .profiles import Profile
+from .profiles import MIN_THRESHOLD, Profile
 
 MAX_UPSCALE = 2.0  # beyond 2x, upsampling invents no detail a detector could use
 MIN_SCALE = 0.1
 # Crowds: at saturation, thresholds drop by this share and margins grow by this share.
 CROWD_THRESHOLD_DROP = 0.25
+# The lowest threshold any plan can set: a detector whose caller thresholds per camera afterwards (the
+# DeepStream probe, behind nvinferserver) must report every object down to it.
+LOWEST_THRESHOLD = round(MIN_THRESHOLD * (1 - CROWD_THRESHOLD_DROP), 4)  # as plans round theirs
 CROWD_MARGIN_GROWTH = 0.5
 
 

@@ -34,10 +34,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+MIN_THRESHOLD = 0.05  # the lowest score threshold a profile may set
+
+
 class ClassPolicy(Strict):
     """How one object class is handled."""
 
-    threshold: float = Field(ge=0.05, le=0.95, description="detector score to accept an object")
+    threshold: float = Field(ge=MIN_THRESHOLD, le=0.95, description="detector score to accept an object")
     min_px: float = Field(ge=4, le=512, description="smallest object (short side, source px) to catch")
     margin: float = Field(ge=0.0, le=1.0, description="box growth per side, as a share of its size")
     strength: float = Field(ge=0.0, le=1.0, description="0 = lightest allowed mask, 1 = strongest")

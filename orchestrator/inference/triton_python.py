@@ -20,6 +20,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from ..core.detections import Detections
+from ..core.policy import LOWEST_THRESHOLD
 from ..core.xp import array_module
 from .detectors import MODELS
 from .ensemble_contract import to_rows
@@ -28,7 +29,9 @@ from .preprocess import NETWORK_STRIDE, device_input
 from .repository import ModelRepository
 
 DEFAULT_SCALE = 1.0
-DEFAULT_THRESHOLD = 0.5
+# A request without a threshold (nvinferserver sends none) gets every object any camera's plan could
+# accept; the DeepStream probe then thresholds each frame by its camera's plan.
+DEFAULT_THRESHOLD = LOWEST_THRESHOLD
 
 
 def _optional(request: Any, name: str, default: float) -> float:

@@ -94,6 +94,12 @@ def test_tracker_without_shadow_tracking_is_refused(configs: Path) -> None:
         load_deepstream_config(configs)
 
 
+def test_a_tracker_dropping_objects_a_plan_accepts_is_refused(configs: Path) -> None:
+    edit(configs / "tracker_nvdcf.yml", "minDetectorConfidence: 0.03", "minDetectorConfidence: 0.2")
+    with pytest.raises(ConfigError, match=r"minDetectorConfidence must be at most 0.0375"):
+        load_deepstream_config(configs)
+
+
 def test_a_repository_without_the_ensemble_is_named(configs: Path, tmp_path: Path) -> None:
     (tmp_path / "models").mkdir()
     with pytest.raises(ConfigError, match=r"no model 'cityveil_detect'"):

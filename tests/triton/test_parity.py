@@ -6,12 +6,14 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 
 from orchestrator.core.detections import Detections, ObjectClass
+from orchestrator.core.policy import LOWEST_THRESHOLD
 from orchestrator.dataplane.embedded import EmbeddedEngine
 from orchestrator.inference.onnx_backend import RuntimeOptions
 from orchestrator.inference.triton_options import TritonOptions
-from orchestrator.inference.triton_server import TritonServer
+from orchestrator.inference.triton_server import ENSEMBLE, TritonServer
 
 
 def same(a: Detections, b: Detections) -> None:
@@ -60,3 +62,31 @@ def test_ensemble_finds_what_the_embedded_backend_finds(
 def test_served_versions_label_the_detectors(engines: tuple[EmbeddedEngine, EmbeddedEngine]) -> None:
     _, triton = engines
     assert triton.detectors[ObjectClass.FACE].label == "face_centerface:1:triton"
+
+
+def test_a_request_with_only_images_gets_every_object_a_plan_could_accept(
+    triton_server: TritonServer,
+    engines: tuple[EmbeddedEngine, EmbeddedEngine],
+    sample_frames: list[np.ndarray],
+) -> None:
+    """nvinferserver sends IMAGES alone: the ensemble then reports down to the lowest threshold any camera's
+    plan can set, at scale 1, and the DeepStream probe thresholds per camera."""
+    embedded, _ = engines
+    batch = np.stack(sample_frames)
+    client = grpcclient.InferenceServerClient(triton_server.url)
+    try:
+        images = grpcclient.InferInput("IMAGES", list(batch.shape), "UINT8")
+        images.set_data_from_numpy(batch)
+        rows = client.infer(ENSEMBLE, [images]).as_numpy("DETECTIONS")
+    finally:
+        client.close()
+    found = Detections.from_rows(rows)
+    expected = Detections.concat(
+        [
+            embedded.detectors[c].detect(list(batch), 1.0, LOWEST_THRESHOLD)
+            for c in (ObjectClass.FACE, ObjectClass.PLATE)
+        ]
+    )
+    assert (expected.scores < 0.5).any(), "the frames must hold objects scored under 0.5"
+    for object_class in (ObjectClass.FACE, ObjectClass.PLATE):
+        same(found.select(found.classes == object_class), expected.select(expected.classes == object_class))

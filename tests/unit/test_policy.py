@@ -10,6 +10,7 @@ import pytest
 from orchestrator.core.detections import Detections, ObjectClass
 from orchestrator.core.geometry import CameraGeometry
 from orchestrator.core.policy import (
+    LOWEST_THRESHOLD,
     MAX_UPSCALE,
     CameraContext,
     DetectorTraits,
@@ -18,7 +19,7 @@ from orchestrator.core.policy import (
     decide_masks,
     plan_frame,
 )
-from orchestrator.core.profiles import Profile
+from orchestrator.core.profiles import BUILTIN_PROFILES, MIN_THRESHOLD, Profile
 
 FACE, PLATE = ObjectClass.FACE, ObjectClass.PLATE
 W, H = 1920, 1080
@@ -107,6 +108,20 @@ def test_a_saturated_crowd_lowers_thresholds_and_grows_margins() -> None:
     assert crowd.classes[FACE].threshold == pytest.approx(0.4 * 0.75)
     assert crowd.classes[FACE].margin == pytest.approx(0.2 * 1.5)
     assert crowd.classes[PLATE].threshold < calm.classes[PLATE].threshold
+
+
+def test_no_plan_thresholds_below_the_lowest_threshold_detectors_report_to() -> None:
+    """Callers that threshold after the detector (the DeepStream probe) get objects down to it."""
+    lowest = PROFILE.model_copy(
+        update={"classes": {"face": PROFILE.classes["face"].model_copy(update={"threshold": MIN_THRESHOLD})}}
+    )
+    thresholds = [
+        class_plan.threshold
+        for profile in [*BUILTIN_PROFILES.values(), lowest]
+        for faces in (0.0, 1000.0)
+        for class_plan in plan_frame(context(profile=profile), SceneSignals(faces), TRAITS).classes.values()
+    ]
+    assert min(thresholds) == LOWEST_THRESHOLD
 
 
 def test_crowd_adjustments_grow_with_density_and_stop_at_saturation() -> None:

@@ -16,6 +16,7 @@ from backends import needs_gpu
 
 import orchestrator.inference
 from orchestrator.core.detections import ObjectClass
+from orchestrator.core.policy import LOWEST_THRESHOLD
 from orchestrator.core.xp import array_module, to_numpy
 from orchestrator.inference.detectors import MODELS
 from orchestrator.inference.preprocess import NETWORK_STRIDE, device_input
@@ -84,7 +85,8 @@ def test_host_frames_take_the_embedded_engines_input(preprocess: Any) -> None:
     np.testing.assert_array_equal(outputs["FACE_IMAGE"].as_numpy(), expected)
     skipped = outputs["PLATE_IMAGE"].as_numpy()  # not asked for: the smallest input, ignored downstream
     assert skipped.shape == (len(frames), 3, NETWORK_STRIDE, NETWORK_STRIDE)
-    np.testing.assert_allclose(outputs["PARAMS"].as_numpy()[0], [sx, sy, 0.4, 0, 0, 0.5])
+    # No PLATE_THRESHOLD: the lowest any plan can set (nvinferserver sends none; the probe thresholds).
+    np.testing.assert_allclose(outputs["PARAMS"].as_numpy()[0], [sx, sy, 0.4, 0, 0, LOWEST_THRESHOLD])
 
 
 @needs_gpu

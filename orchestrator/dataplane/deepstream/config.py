@@ -16,6 +16,7 @@ from pydantic import Field
 
 from ...core.camera_settings import MAX_CAMERAS, CameraConfig
 from ...core.config_files import ConfigError, load_model_file
+from ...core.policy import LOWEST_THRESHOLD
 from ...core.profiles import Strict
 from ...inference.pbtxt import PbtxtError, parse_pbtxt
 from ...inference.repository import ModelRepository, RepositoryError
@@ -132,6 +133,12 @@ def _read_tracker(path: Path) -> dict[str, Any]:
         raise ConfigError(
             f"tracker config {path}: TargetManagement.maxShadowTrackingAge must be at least 1 "
             "(a missed face keeps its track through shadow tracking)"
+        )
+    confidence = (data.get("BaseConfig") or {}).get("minDetectorConfidence", 0.0)
+    if not isinstance(confidence, (int, float)) or confidence > LOWEST_THRESHOLD:
+        raise ConfigError(
+            f"tracker config {path}: BaseConfig.minDetectorConfidence must be at most {LOWEST_THRESHOLD:g}, "
+            "the lowest threshold a camera's plan can set (the probes apply the real thresholds)"
         )
     return data
 
