@@ -230,6 +230,11 @@ class ObjectMeta:
     rect_params: SimpleNamespace = field(
         default_factory=lambda: SimpleNamespace(left=0, top=0, width=0, height=0)
     )
+    detector_bbox_info: SimpleNamespace = field(
+        default_factory=lambda: SimpleNamespace(
+            org_bbox_coords=SimpleNamespace(left=0, top=0, width=0, height=0)
+        )
+    )
 
 
 @dataclass
@@ -239,6 +244,7 @@ class FrameMeta:
     frame_num: int
     objects: list[ObjectMeta] = field(default_factory=list)
     user_meta: list[Any] = field(default_factory=list)
+    bInferDone: bool = False  # pyds's name: nvtracker takes new objects only where it is set
 
     @property
     def obj_meta_list(self) -> GList | None:

@@ -218,6 +218,7 @@ class StreamAnonymizer:
         self.stats = StreamStats()
         self._frame_number = 0
         self._zone_mask = self._zones(context)
+        self._zone_masks: dict[Any, Any] = {}  # the zone mask per array module: uploaded to a GPU once
         self.plan = self._plan()
         self.log = log.bind(stream=name, profile=context.profile.name, models=self.model_labels)
 
@@ -333,8 +334,13 @@ class StreamAnonymizer:
         h, w = frame.shape[:2]
         self.painter(frame, decide_masks(to_mask, self.plan, w, h))
         if self._zone_mask is not None:
-            zone = frame.mask_region if isinstance(frame, Yuv420Frame) else partial(mask_region, frame)
-            zone(self._zone_mask, self.plan.style, 1.0)
+            if isinstance(frame, Yuv420Frame):
+                frame.mask_region(self._zone_mask, self.plan.style, 1.0)
+            else:
+                xp = array_module(frame)
+                if xp not in self._zone_masks:
+                    self._zone_masks[xp] = xp.asarray(self._zone_mask)
+                mask_region(frame, self._zone_masks[xp], self.plan.style, 1.0)
         return FrameResult(
             image=frame,
             analysed=analysed,

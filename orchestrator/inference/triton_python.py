@@ -23,12 +23,11 @@ from ..core.detections import Detections
 from ..core.policy import LOWEST_THRESHOLD
 from ..core.xp import array_module
 from .detectors import MODELS
-from .ensemble_contract import to_rows
+from .ensemble_contract import DEFAULT_SCALE, to_rows
 from .onnx_backend import LoadedModel, RuntimeOptions, load_model
 from .preprocess import NETWORK_STRIDE, device_input
 from .repository import ModelRepository
 
-DEFAULT_SCALE = 1.0
 # A request without a threshold (nvinferserver sends none) gets every object any camera's plan could
 # accept; the DeepStream probe then thresholds each frame by its camera's plan.
 DEFAULT_THRESHOLD = LOWEST_THRESHOLD

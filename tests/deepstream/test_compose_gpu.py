@@ -80,6 +80,13 @@ def test_the_dataplane_reads_the_configs_and_publishes_rtsp(
     assert dataplane["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
 
 
+def test_cuda_buffer_sharing_can_work_between_the_two_containers(compose: dict[str, Any]) -> None:
+    """CUDA IPC fails between processes with the same PID: the containers' main processes share the host's
+    PID namespace (Triton's client documentation asks for it with CUDA shared memory)."""
+    services = compose["services"]
+    assert services["triton"]["pid"] == services["dataplane"]["pid"] == "host"
+
+
 def test_the_api_and_the_dataplane_share_the_store_and_the_rtsp_port(
     compose: dict[str, Any], config: DeepStreamConfig
 ) -> None:

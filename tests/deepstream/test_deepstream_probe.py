@@ -13,7 +13,7 @@ import pytest
 from backends import needs_gpu
 from host_kernels import HostKernels
 
-from orchestrator.core.detections import ObjectClass
+from orchestrator.core.detections import Detections, ObjectClass
 from orchestrator.core.masks import SOLID_COLOUR
 from orchestrator.core.policy import CameraContext
 from orchestrator.core.profiles import resolve_profile
@@ -21,14 +21,16 @@ from orchestrator.dataplane.deepstream.meta import (
     UNTRACKED_OBJECT_ID,
     frame_detections,
     frames,
+    merge_detected,
     objects,
     tensor_output,
 )
 from orchestrator.dataplane.deepstream.pipeline import ensemble_detectors
 from orchestrator.dataplane.deepstream.probe import (
+    AnalysisFailed,
     BatchPainter,
     DetectionProbe,
-    FailedFrames,
+    FrameHandoff,
     MaskingProbe,
     capsule_address,
     map_rgba_surface,
@@ -75,18 +77,18 @@ def face(
 
 def masking_probe(
     pyds: fake.Pyds, kernels: Any, profiles: dict[int, str], views: list[np.ndarray], **kwargs: Any
-) -> tuple[MaskingProbe, FailedFrames]:
-    painter, failed = BatchPainter(), FailedFrames()
+) -> tuple[MaskingProbe, FrameHandoff]:
+    painter, handoff = BatchPainter(), FrameHandoff()
     probe = MaskingProbe(
         fake.Gst,
         pyds,
         Streams(painter, profiles),
-        failed,
+        handoff,
         painter,
         map_surface=kwargs.get("map_surface", lambda _pyds, _buffer, batch_id: views[batch_id]),
         mask=kwargs.get("mask", kernels),
     )
-    return probe, failed
+    return probe, handoff
 
 
 def changed(before: np.ndarray, after: np.ndarray) -> np.ndarray:
@@ -127,6 +129,53 @@ def test_tensor_output_finds_the_detections_layer() -> None:
     assert tensor_output(fake.Pyds(), fake.FrameMeta(0, 0, 0), "DETECTIONS") is None
 
 
+def test_an_empty_output_layer_is_read_without_touching_its_buffer() -> None:
+    meta = fake.detections_meta(np.zeros((0, 7), np.float32))
+    meta.user_meta_data.layers[0].buffer = None  # nvinferserver may hand over no buffer for 0 bytes
+    found = tensor_output(fake.Pyds(), fake.FrameMeta(0, 0, 0, user_meta=[meta]), "DETECTIONS")
+    assert found is not None and found.size == 0
+
+
+def detections(*boxes: tuple[float, float, float, float], object_class: int = FACE) -> Detections:
+    return Detections.build(np.array(boxes, np.float32), np.full(len(boxes), 0.9), ObjectClass(object_class))
+
+
+def test_a_detection_the_tracker_reports_widens_its_box_and_one_it_lost_is_added() -> None:
+    tracked = Detections.concat(
+        [detections((10, 10, 30, 30)), detections((50, 50, 70, 70), object_class=int(ObjectClass.PLATE))]
+    )
+    tracked = Detections(
+        tracked.boxes, tracked.scores, tracked.classes, tracked.frame_index, np.array([4, 5])
+    )
+    # The face moved right (the tracker's box lags); a second face the tracker dropped; a plate-sized face
+    # on the plate is another object, not the plate.
+    detected = detections((14, 10, 34, 30), (80, 10, 90, 20), (50, 50, 70, 70))
+    merged = merge_detected(tracked, detected)
+    assert merged.boxes.tolist() == [
+        [10, 10, 34, 30],  # the union of the tracker's and the detector's box, with the track's id
+        [50, 50, 70, 70],
+        [80, 10, 90, 20],
+        [50, 50, 70, 70],
+    ]
+    assert merged.track_ids.tolist() == [4, 5, -1, -1]
+    assert merged.classes.tolist() == [FACE, int(ObjectClass.PLATE), FACE, FACE]
+    assert merge_detected(tracked, Detections()) is tracked
+    assert merge_detected(Detections(), detected).boxes.tolist() == detected.boxes.tolist()
+
+
+def test_the_handoff_forgets_frames_that_never_reached_the_masking_probe() -> None:
+    handoff = FrameHandoff()
+    handoff.accepted(0, 1, detections((1, 1, 5, 5)))
+    handoff.failed(0, 2)
+    handoff.accepted(1, 2, detections((1, 1, 5, 5)))
+    assert len(handoff.take(0, 3)) == 0  # frames 1 and 2 of source 0 went elsewhere: dropped, not kept
+    with pytest.raises(AnalysisFailed):
+        handoff.failed(0, 4)
+        handoff.take(0, 4)
+    handoff.forget(1)  # camera removed from slot 1: the next camera there starts afresh
+    assert len(handoff.take(1, 2)) == 0
+
+
 # PyCapsule_New with its real signature (pyds hands surface pointers over as capsules).
 _new_capsule = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)(
     ("PyCapsule_New", ctypes.pythonapi)
@@ -163,6 +212,15 @@ def test_a_surface_is_mapped_without_copying_and_keeps_its_pitch() -> None:
 # --- the detection probe ---------------------------------------------------------------------------------
 
 
+def test_plans_in_the_deepstream_engine_state_the_scale_the_ensemble_runs_at() -> None:
+    streams = Streams(BatchPainter(), {0: "residential", 1: "traffic"})
+    for slot in (0, 1):
+        stream = streams.stream_for(slot)
+        assert stream is not None
+        assert {p.inference_scale for p in stream.plan.classes.values()} == {1.0}
+        assert all(p.coarse_scale is None for p in stream.plan.classes.values())
+
+
 def test_detection_probe_attaches_what_the_policy_accepts() -> None:
     pyds = fake.Pyds()
     rows = np.array(
@@ -174,20 +232,40 @@ def test_detection_probe_attaches_what_the_policy_accepts() -> None:
         dtype=np.float32,
     )
     frame = fake.FrameMeta(0, 0, 0, user_meta=[fake.detections_meta(rows)])
-    probe = DetectionProbe(fake.Gst, pyds, Streams(BatchPainter(), {0: "public_space"}), FailedFrames(), True)
+    handoff = FrameHandoff()
+    probe = DetectionProbe(fake.Gst, pyds, Streams(BatchPainter(), {0: "public_space"}), handoff, True)
 
     assert probe(None, fake.probe_info(fake.Buffer(pyds, fake.BatchMeta([frame])))) == "ok"
 
     (obj,) = frame.objects
     assert (obj.class_id, obj.confidence, obj.object_id) == (FACE, pytest.approx(0.9), UNTRACKED_OBJECT_ID)
     assert (obj.rect_params.left, obj.rect_params.width) == (10, 30)
+    # What nvinferserver sets for the detections it parses itself, without which nvtracker drops them:
+    assert frame.bInferDone
+    detector_box = obj.detector_bbox_info.org_bbox_coords
+    assert (detector_box.left, detector_box.top, detector_box.width, detector_box.height) == (10, 10, 30, 30)
+    handed = handoff.take(0, 0)  # and the masking probe gets the accepted detections whatever nvtracker does
+    assert len(handed) == 1 and handed.boxes[0].tolist() == [10, 10, 40, 40]
 
 
 def test_a_frame_without_detections_is_marked_failed_when_every_frame_is_analysed() -> None:
-    pyds, failed = fake.Pyds(), FailedFrames()
-    probe = DetectionProbe(fake.Gst, pyds, Streams(BatchPainter(), {2: "public_space"}), failed, True)
+    pyds, handoff = fake.Pyds(), FrameHandoff()
+    probe = DetectionProbe(fake.Gst, pyds, Streams(BatchPainter(), {2: "public_space"}), handoff, True)
     probe(None, fake.probe_info(fake.Buffer(pyds, fake.BatchMeta([fake.FrameMeta(2, 0, 41)]))))
-    assert failed.take(2, 41) and not failed.take(2, 41)
+    with pytest.raises(AnalysisFailed):
+        handoff.take(2, 41)
+    assert len(handoff.take(2, 41)) == 0  # taken once
+
+
+def test_a_frame_of_a_source_without_a_camera_yet_is_marked_failed() -> None:
+    """A camera being added: its first frames reach the probes before it is in the registry."""
+    pyds, handoff = fake.Pyds(), FrameHandoff()
+    rows = np.array([[0, 10, 10, 40, 40, 0.9, FACE]], dtype=np.float32)
+    frame = fake.FrameMeta(3, 0, 0, user_meta=[fake.detections_meta(rows)])
+    probe = DetectionProbe(fake.Gst, pyds, Streams(BatchPainter(), {0: "public_space"}), handoff, True)
+    probe(None, fake.probe_info(fake.Buffer(pyds, fake.BatchMeta([frame]))))
+    with pytest.raises(AnalysisFailed):
+        handoff.take(3, 0)
 
 
 # --- the masking probe -----------------------------------------------------------------------------------
@@ -261,14 +339,30 @@ def test_a_kernel_failure_paints_the_whole_batch_over(host_kernels: HostKernels)
 def test_unknown_cameras_and_failed_analysis_are_painted_over(host_kernels: HostKernels) -> None:
     pyds = fake.Pyds()
     _, views = surfaces(2)
-    probe, failed = masking_probe(pyds, host_kernels, {0: "public_space"}, views)
-    failed.add(0, 5)
+    probe, handoff = masking_probe(pyds, host_kernels, {0: "public_space"}, views)
+    handoff.failed(0, 5)
     batch = fake.BatchMeta([fake.FrameMeta(0, 0, 5), fake.FrameMeta(9, 1, 0)])  # analysis failed; no camera 9
 
     probe(None, fake.probe_info(fake.Buffer(pyds, batch)))
 
     assert all((v[:, :, :3] == SOLID_COLOUR).all() for v in views)
     assert probe.counters.failed_frames == 2
+
+
+def test_a_detection_the_tracker_dropped_is_masked_all_the_same(host_kernels: HostKernels) -> None:
+    """nvtracker may drop or lag objects: the accepted detections reach the masking probe by themselves."""
+    pyds = fake.Pyds()
+    buffers, views = surfaces(1, seed=5)
+    before = buffers[0].copy()
+    probe, handoff = masking_probe(pyds, host_kernels, {0: "public_space"}, views)
+    handoff.accepted(0, 7, detections((20, 10, 60, 50)))
+    batch = fake.BatchMeta([fake.FrameMeta(0, 0, 7)])  # the tracker attached no object
+
+    assert probe(None, fake.probe_info(fake.Buffer(pyds, batch))) == "ok"
+
+    diff = changed(before[:, : W * 4].reshape(H, W, 4), views[0])
+    assert diff[10:50, 20:60].mean() > 0.9 and not diff[:, 90:].any()
+    assert probe.counters.failed_frames == 0
 
 
 def test_a_batch_whose_pixels_cannot_be_reached_is_dropped(host_kernels: HostKernels) -> None:

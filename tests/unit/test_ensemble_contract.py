@@ -25,7 +25,7 @@ def test_rows_keep_every_detection_of_every_frame() -> None:
     np.testing.assert_array_equal(back.frame_index[order], found.frame_index[expected])
 
 
-def test_no_detections_is_an_empty_block_per_frame() -> None:
+def test_no_detections_is_one_padding_row_per_frame() -> None:
     rows = to_rows(Detections(), batch=3)
-    assert rows.shape == (3, 0, 7)
+    assert rows.shape == (3, 1, 7) and (rows[:, :, 0] == NO_FRAME).all()
     assert len(Detections.from_rows(rows)) == 0

@@ -110,6 +110,23 @@ def test_a_saturated_crowd_lowers_thresholds_and_grows_margins() -> None:
     assert crowd.classes[PLATE].threshold < calm.classes[PLATE].threshold
 
 
+def test_a_fixed_inference_scale_is_what_the_plan_states_and_sizes_slack_by() -> None:
+    """DeepStream's ensemble runs at one scale: plans (and the reports built from them) must say so."""
+    fixed = {
+        c: DetectorTraits(t.reliable_min_px, t.box_slack, reliable_max_px=100, fixed_scale=1.0)
+        for c, t in TRAITS.items()
+    }
+    chosen = plan(
+        traits={
+            c: DetectorTraits(t.reliable_min_px, t.box_slack, reliable_max_px=100) for c, t in TRAITS.items()
+        }
+    )
+    stated = plan(traits=fixed)
+    assert chosen.classes[FACE].inference_scale != 1.0 and chosen.classes[FACE].coarse_scale is not None
+    assert stated.classes[FACE].inference_scale == 1.0 and stated.classes[FACE].coarse_scale is None
+    assert stated.classes[FACE].slack_px == TRAITS[FACE].box_slack  # network pixels at scale 1
+
+
 def test_no_plan_thresholds_below_the_lowest_threshold_detectors_report_to() -> None:
     """Callers that threshold after the detector (the DeepStream probe) get objects down to it."""
     lowest = PROFILE.model_copy(

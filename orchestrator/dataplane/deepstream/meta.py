@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from ...core.boxes import iou_matrix
 from ...core.detections import Detections
+from ..frame_step import SAME_OBJECT_IOU
 
 UNTRACKED_OBJECT_ID = 0xFFFFFFFFFFFFFFFF  # DeepStream's object_id before the tracker assigns one
 DETECTOR_COMPONENT_ID = 1  # nvinferserver's unique_id in deepstream_configs: objects it is said to find
@@ -45,13 +47,22 @@ def tensor_output(pyds: Any, frame_meta: Any, layer_name: str) -> np.ndarray | N
         for i in range(tensor_meta.num_output_layers):
             layer = pyds.get_nvds_LayerInfo(tensor_meta, i)
             if layer.layerName == layer_name:
+                count = layer.inferDims.numElements
+                if count == 0:  # nothing to read, and the buffer pointer may be NULL
+                    return np.empty(0, np.float32)
                 pointer = ctypes.cast(pyds.get_ptr(layer.buffer), ctypes.POINTER(ctypes.c_float))
-                return np.ctypeslib.as_array(pointer, shape=(layer.inferDims.numElements,)).copy()
+                return np.ctypeslib.as_array(pointer, shape=(count,)).copy()
     return None
 
 
 def add_detections(pyds: Any, batch_meta: Any, frame_meta: Any, detections: Detections) -> None:
-    """Attach one frame's detections as object meta, for nvtracker and then the masking probe."""
+    """Attach one frame's detections as object meta, for nvtracker and then the masking probe.
+
+    nvinferserver fills in these fields for the detections it parses itself; here the probe parses them, so
+    it must too: nvtracker takes a frame's objects as new detections only where `bInferDone` is set, and
+    reads the detector's own box from `detector_bbox_info`.
+    """
+    frame_meta.bInferDone = True  # also with no object: the detector looked, and found nothing
     for (x1, y1, x2, y2), score, object_class in zip(
         detections.boxes.tolist(), detections.scores.tolist(), detections.classes.tolist(), strict=True
     ):
@@ -60,8 +71,8 @@ def add_detections(pyds: Any, batch_meta: Any, frame_meta: Any, detections: Dete
         obj.object_id = UNTRACKED_OBJECT_ID
         obj.class_id = object_class
         obj.confidence = score
-        rect = obj.rect_params
-        rect.left, rect.top, rect.width, rect.height = x1, y1, x2 - x1, y2 - y1
+        for rect in (obj.rect_params, obj.detector_bbox_info.org_bbox_coords):
+            rect.left, rect.top, rect.width, rect.height = x1, y1, x2 - x1, y2 - y1
         pyds.nvds_add_obj_meta_to_frame(frame_meta, obj, None)
 
 
@@ -84,3 +95,34 @@ def frame_detections(pyds: Any, frame_meta: Any) -> Detections:
         frame_index=np.zeros(len(found), dtype=np.int32),
         track_ids=np.array([-1 if i == UNTRACKED_OBJECT_ID else i for i in ids], dtype=np.int64),
     )
+
+
+def merge_detected(tracked: Detections, detected: Detections) -> Detections:
+    """The tracker's objects on a frame, with the detections the frame's plan accepted folded in.
+
+    A detection the tracker also reports (same class, overlapping) widens that object's box to cover both:
+    the tracker's box is a smoothed estimate that lags a moving object. A detection the tracker dropped is
+    added as it is. So nothing the detector found and the policy accepted goes unmasked, whatever the
+    tracker does with it.
+    """
+    if len(detected) == 0:
+        return tracked
+    detected = detected.renumbered(0)
+    if len(tracked) == 0:
+        return detected
+    overlap = iou_matrix(detected.boxes, tracked.boxes)
+    overlap[detected.classes[:, None] != tracked.classes[None, :]] = 0.0
+    boxes = tracked.boxes.copy()
+    claimed = np.zeros(len(tracked), dtype=bool)
+    unmatched = []
+    for i in np.argsort(-overlap.max(axis=1), kind="stable"):  # the best overlaps pair up first
+        free = np.where(claimed, 0.0, overlap[i])
+        j = int(np.argmax(free))
+        if free[j] >= SAME_OBJECT_IOU:
+            claimed[j] = True
+            boxes[j, :2] = np.minimum(boxes[j, :2], detected.boxes[i, :2])
+            boxes[j, 2:] = np.maximum(boxes[j, 2:], detected.boxes[i, 2:])
+        else:
+            unmatched.append(i)
+    widened = Detections(boxes, tracked.scores, tracked.classes, tracked.frame_index, tracked.track_ids)
+    return Detections.concat([widened, detected.select(np.asarray(unmatched, dtype=np.int64))])

@@ -20,17 +20,19 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
 
 from ...core.camera_settings import CameraConfig
 from ...core.detections import Detections, ObjectClass
+from ...core.gpu_masks import mask_surfaces
 from ...core.policy import CameraContext, DetectorTraits
 from ...core.profiles import Profile
 from ...core.yuv import Frame
 from ...inference.detectors import MODELS, Detector, detector_traits
+from ...inference.ensemble_contract import DEFAULT_SCALE
 from ...inference.repository import ModelRepository
 from ..frame_step import StreamAnonymizer, StreamStats
 from .config import DeepStreamConfig
@@ -38,11 +40,10 @@ from .gst import DeepStreamModules
 from .probe import (
     BatchPainter,
     DetectionProbe,
-    FailedFrames,
+    FrameHandoff,
     MaskFn,
     MaskingProbe,
     map_rgba_surface,
-    mask_on_gpu,
 )
 
 log = structlog.get_logger(__name__)
@@ -66,11 +67,12 @@ class EnsembleDetector:
 
 
 def ensemble_detectors(repository: ModelRepository, ensemble: str) -> dict[ObjectClass, Detector]:
-    """One detector per class the ensemble serves, with the traits of the model that finds it."""
+    """One detector per class the ensemble serves, with the traits of the model that finds it. nvinferserver
+    sends no scale, so the ensemble always runs at its default and plans say so (and size slack by it)."""
     return {
         object_class: EnsembleDetector(
             object_class,
-            detector_traits(repository.model(name), family.box_slack),
+            replace(detector_traits(repository.model(name), family.box_slack), fixed_scale=DEFAULT_SCALE),
             f"{ensemble}/{name}:deepstream",
         )
         for object_class, (name, family) in MODELS.items()
@@ -99,7 +101,7 @@ class DeepStreamPipeline:
         detectors: dict[ObjectClass, Detector],
         report: Report | None = None,
         map_surface: Callable[[Any, Any, int], Any] = map_rgba_surface,
-        mask: MaskFn = mask_on_gpu,
+        mask: MaskFn = mask_surfaces,
         summary_interval_s: float = 60.0,
     ) -> None:
         self.config, self.settings = config, config.settings
@@ -111,11 +113,11 @@ class DeepStreamPipeline:
         self._by_slot: dict[int, _Camera] = {}
         self._lock = threading.RLock()  # the registry calls from HTTP threads, probes from streaming threads
         self.painter = BatchPainter()
-        failed = FailedFrames()
+        self.handoff = FrameHandoff()
         self.pipeline = self.gst.Pipeline.new("cityveil")
         if self.pipeline is None:
             raise PipelineError("cannot create the GStreamer pipeline")
-        self._build(failed, map_surface, mask)
+        self._build(map_surface, mask)
         self.summary_interval_s = summary_interval_s
         self._period_start = time.monotonic()
         self._summaries: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
@@ -143,7 +145,7 @@ class DeepStreamPipeline:
             if not upstream.link(downstream):
                 raise PipelineError(f"cannot link {upstream.get_name()} to {downstream.get_name()}")
 
-    def _build(self, failed: FailedFrames, map_surface: Callable[[Any, Any, int], Any], mask: MaskFn) -> None:
+    def _build(self, map_surface: Callable[[Any, Any, int], Any], mask: MaskFn) -> None:
         s, folder = self.settings, self.config.folder
         self.mux = self._make(
             "nvstreammux",
@@ -170,9 +172,11 @@ class DeepStreamPipeline:
         self.demux = self._make("nvstreamdemux", "demux")
         self._link(self.mux, infer, tracker, convert, rgba, self.demux)
         buffer_probe = self.gst.PadProbeType.BUFFER
-        detection = DetectionProbe(self.gst, self.pyds, self, failed, every_frame=s.inference.interval == 0)
+        detection = DetectionProbe(
+            self.gst, self.pyds, self, self.handoff, every_frame=s.inference.interval == 0
+        )
         infer.get_static_pad("src").add_probe(buffer_probe, detection)
-        self.masking = MaskingProbe(self.gst, self.pyds, self, failed, self.painter, map_surface, mask)
+        self.masking = MaskingProbe(self.gst, self.pyds, self, self.handoff, self.painter, map_surface, mask)
         rgba.get_static_pad("src").add_probe(buffer_probe, self.masking)
 
     # --- processing summaries (the audit trail and the compliance reports are built from them) -----------
@@ -247,6 +251,7 @@ class DeepStreamPipeline:
             if entry is None:
                 return
             del self._by_slot[entry.slot]
+            self.handoff.forget(entry.slot)
             self.status.pop(camera_id, None)
             self._summarise(camera_id, entry.stream, time.monotonic())
             self.rtsp.get_mount_points().remove_factory(f"/{camera_id}")

@@ -29,7 +29,7 @@ from ...core.policy import MaskDecisions, accept
 from ...core.xp import array_module
 from ..frame_step import FrameResult, StreamAnonymizer, paint_now
 from .config import ENSEMBLE_OUTPUT
-from .meta import add_detections, frame_detections, frames, tensor_output
+from .meta import add_detections, frame_detections, frames, merge_detected, tensor_output
 
 log = structlog.get_logger(__name__)
 
@@ -60,20 +60,12 @@ def map_rgba_surface(pyds: Any, buffer: Any, batch_id: int) -> Any:
 MaskFn = Callable[[Sequence[Surface], np.ndarray, np.ndarray, MaskStyle, np.ndarray, np.ndarray], int]
 
 
-def mask_on_gpu(
-    surfaces: Sequence[Surface],
-    frame_index: np.ndarray,
-    bounds: np.ndarray,
-    style: MaskStyle,
-    strengths: np.ndarray,
-    object_sides: np.ndarray,
-) -> int:
-    """The GPU kernels, finished before the buffer moves on to the encoder."""
-    import cupy
-
-    done = mask_surfaces(surfaces, frame_index, bounds, style, strengths, object_sides)
-    cupy.cuda.get_current_stream().synchronize()
-    return done
+def wait_for_gpu(surfaces: Sequence[Any]) -> None:
+    """Every paint of a batch finished before its buffer moves on to the encoder: the kernels, and the CuPy
+    work of privacy zones, noise and painting over, all on the current stream."""
+    xp = array_module(*surfaces[:1])
+    if xp is not np:
+        xp.cuda.get_current_stream().synchronize()
 
 
 @dataclass
@@ -90,28 +82,50 @@ class CameraStreams(Protocol):
     def stream_for(self, source_id: int) -> StreamAnonymizer | None: ...
 
 
-class FailedFrames:
-    """Frames whose analysis failed in the detection probe, for the masking probe to paint over."""
+class AnalysisFailed(RuntimeError):
+    """The detection probe could not analyse the frame: the masking probe paints it over."""
+
+
+class FrameHandoff:
+    """What the detection probe learnt of each frame, for the masking probe: the detections the camera's
+    plan accepted, or that the frame could not be analysed. The masking probe folds the detections into
+    the tracker's objects, so an object the tracker drops or lags behind is masked all the same.
+    """
 
     def __init__(self) -> None:
-        self._keys: set[tuple[int, int]] = set()
+        self._frames: dict[int, dict[int, Detections | None]] = defaultdict(dict)  # source -> frame -> it
         self._lock = threading.Lock()  # the two probes run on different streaming threads
 
-    def add(self, source_id: int, frame_num: int) -> None:
+    def accepted(self, source_id: int, frame_num: int, detections: Detections) -> None:
         with self._lock:
-            self._keys.add((source_id, frame_num))
+            self._frames[source_id][frame_num] = detections
 
-    def take(self, source_id: int, frame_num: int) -> bool:
+    def failed(self, source_id: int, frame_num: int) -> None:
         with self._lock:
-            if (source_id, frame_num) in self._keys:
-                self._keys.discard((source_id, frame_num))
-                return True
-            return False
+            self._frames[source_id][frame_num] = None
+
+    def take(self, source_id: int, frame_num: int) -> Detections:
+        """The frame's accepted detections (none for a frame between inferences); raises AnalysisFailed."""
+        with self._lock:
+            frames = self._frames[source_id]
+            for earlier in [n for n in frames if n < frame_num]:  # frames that never reached this probe
+                del frames[earlier]
+            if frame_num not in frames:
+                return Detections()
+            found = frames.pop(frame_num)
+        if found is None:
+            raise AnalysisFailed("its detections could not be read")
+        return found
+
+    def forget(self, source_id: int) -> None:
+        """A camera left its source slot: what is left of it must not reach the next camera there."""
+        with self._lock:
+            self._frames.pop(source_id, None)
 
 
 class DetectionProbe:
-    def __init__(self, gst: Any, pyds: Any, streams: CameraStreams, failed: FailedFrames, every_frame: bool):
-        self.gst, self.pyds, self.streams, self.failed = gst, pyds, streams, failed
+    def __init__(self, gst: Any, pyds: Any, streams: CameraStreams, handoff: FrameHandoff, every_frame: bool):
+        self.gst, self.pyds, self.streams, self.handoff = gst, pyds, streams, handoff
         self.every_frame = every_frame  # inference runs on every batch: a frame without DETECTIONS failed
 
     def __call__(self, _pad: Any, info: Any, *_: Any) -> Any:
@@ -120,20 +134,22 @@ class DetectionProbe:
             try:
                 self._attach(batch_meta, frame_meta)
             except Exception as exc:  # the masking probe paints this frame over
-                log.error("detections_unreadable", source=frame_meta.pad_index, error=repr(exc))
-                self.failed.add(frame_meta.pad_index, frame_meta.frame_num)
+                log.error("frame_not_analysed", source=frame_meta.pad_index, error=repr(exc))
+                self.handoff.failed(frame_meta.pad_index, frame_meta.frame_num)
         return self.gst.PadProbeReturn.OK
 
     def _attach(self, batch_meta: Any, frame_meta: Any) -> None:
         stream = self.streams.stream_for(frame_meta.pad_index)
-        if stream is None:
-            return  # a camera being removed: the masking probe paints its last frames over
+        if stream is None:  # a camera being added or removed: no plan to accept objects by
+            raise LookupError(f"no camera on source {frame_meta.pad_index}")
         rows = tensor_output(self.pyds, frame_meta, ENSEMBLE_OUTPUT)
         if rows is None:
             if self.every_frame:
                 raise RuntimeError(f"nvinferserver attached no {ENSEMBLE_OUTPUT} to the frame")
             return  # a batch between inferences: nvtracker carries the objects
-        add_detections(self.pyds, batch_meta, frame_meta, accept(Detections.from_rows(rows), stream.plan))
+        accepted = accept(Detections.from_rows(rows), stream.plan)
+        add_detections(self.pyds, batch_meta, frame_meta, accepted)
+        self.handoff.accepted(frame_meta.pad_index, frame_meta.frame_num, accepted)
 
 
 class BatchPainter:
@@ -185,12 +201,12 @@ class MaskingProbe:
         gst: Any,
         pyds: Any,
         streams: CameraStreams,
-        failed: FailedFrames,
+        handoff: FrameHandoff,
         painter: BatchPainter,
         map_surface: Callable[[Any, Any, int], Any] = map_rgba_surface,
-        mask: MaskFn = mask_on_gpu,
+        mask: MaskFn = mask_surfaces,
     ) -> None:
-        self.gst, self.pyds, self.streams, self.failed, self.painter = gst, pyds, streams, failed, painter
+        self.gst, self.pyds, self.streams, self.handoff, self.painter = gst, pyds, streams, handoff, painter
         self.map_surface, self.mask = map_surface, mask
         self.counters = ProbeCounters()
         # Called on this streaming thread after each batch: the one thread that writes the streams' stats.
@@ -229,6 +245,12 @@ class MaskingProbe:
                 if stream is not None:
                     stream.stats.failed_frames += 1
         try:
+            wait_for_gpu([surface for _, surface in batch])
+        except Exception as exc:  # a GPU error: what the surfaces hold cannot be trusted
+            log.error("batch_dropped", error=repr(exc))
+            self.counters.dropped_batches += 1
+            return self.gst.PadProbeReturn.DROP
+        try:
             self.after_batch()
         except Exception as exc:  # bookkeeping: the batch itself is masked and goes on
             log.error("after_batch_failed", error=repr(exc))
@@ -240,9 +262,8 @@ class MaskingProbe:
         try:
             if stream is None:
                 raise LookupError(f"no camera on source {frame_meta.pad_index}")
-            if self.failed.take(frame_meta.pad_index, frame_meta.frame_num):
-                raise RuntimeError("its detections could not be read")
-            found = frame_detections(self.pyds, frame_meta)
+            detected = self.handoff.take(frame_meta.pad_index, frame_meta.frame_num)
+            found = merge_detected(frame_detections(self.pyds, frame_meta), detected)
             self.painter.position = position
             per_class = {c: [[found.select(found.classes == c)]] for c in stream.detectors}
             result = stream.complete([surface[:, :, :3]], per_class)[0]
