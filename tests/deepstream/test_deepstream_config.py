@@ -94,6 +94,12 @@ def test_tracker_without_shadow_tracking_is_refused(configs: Path) -> None:
         load_deepstream_config(configs)
 
 
+def test_an_inference_interval_other_than_the_pipelines_is_refused(configs: Path) -> None:
+    edit(configs / "nvinferserver_grpc.txt", "interval: 0", "interval: 2")
+    with pytest.raises(ConfigError, match=r"input_control.interval is 2, pipeline.yaml says 0"):
+        load_deepstream_config(configs)
+
+
 def test_a_tracker_dropping_objects_a_plan_accepts_is_refused(configs: Path) -> None:
     edit(configs / "tracker_nvdcf.yml", "minDetectorConfidence: 0.03", "minDetectorConfidence: 0.2")
     with pytest.raises(ConfigError, match=r"minDetectorConfidence must be at most 0.0375"):

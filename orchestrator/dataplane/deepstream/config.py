@@ -172,6 +172,12 @@ def _check_nvinferserver(
         problems.append(f"backend.outputs must be the one tensor {ENSEMBLE_OUTPUT}")
     if mode == "grpc" and sharing is not True:
         problems.append("grpc.enable_cuda_buffer_sharing must be true (frames stay on the GPU)")
+    interval = _one(config, "input_control").get("interval", [0])[0]
+    if interval != settings.inference.interval:
+        # The detection probe tells a frame between inferences from a failed one by this interval.
+        problems.append(
+            f"input_control.interval is {interval}, pipeline.yaml says {settings.inference.interval}"
+        )
     if not _one(config, "output_control").get("output_tensor_meta", [False])[0]:
         problems.append("output_control.output_tensor_meta must be true (the probe reads DETECTIONS)")
     if problems:
