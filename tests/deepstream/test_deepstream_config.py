@@ -42,67 +42,86 @@ def test_shipped_configs_agree_with_the_model_repository() -> None:
     assert config.tracker["TargetManagement"]["maxShadowTrackingAge"] >= 1
 
 
-def test_unknown_key_in_pipeline_yaml_is_refused(configs: Path) -> None:
-    edit(configs / "pipeline.yaml", "  live_source: true", "  live_source: true\n  live_sorce: false")
-    with pytest.raises(ConfigError, match=r"pipeline.yaml: mux.live_sorce: Extra inputs"):
-        load_deepstream_config(configs)
-
-
-def test_odd_surface_width_is_refused(configs: Path) -> None:
-    edit(configs / "pipeline.yaml", "width: 1920", "width: 1921")
-    with pytest.raises(ConfigError, match=r"mux.width: Input should be a multiple of 2"):
-        load_deepstream_config(configs)
-
-
-def test_nvinferserver_naming_another_model_is_refused(configs: Path) -> None:
-    edit(configs / "nvinferserver_capi.txt", 'model_name: "cityveil_detect"', 'model_name: "face_centerface"')
-    with pytest.raises(ConfigError, match=r"nvinferserver_capi.txt: triton.model_name is 'face_centerface'"):
-        load_deepstream_config(configs)
-
-
-def test_input_dims_must_be_the_mux_surface(configs: Path) -> None:
-    edit(configs / "pipeline.yaml", "height: 1080", "height: 720")
-    with pytest.raises(ConfigError, match=r"IMAGES dims must be the mux surface \[720, 1920, 3\]"):
-        load_deepstream_config(configs)
-
-
-def test_batch_above_nvinferserver_max_batch_is_refused(configs: Path) -> None:
-    edit(configs / "pipeline.yaml", "batch_size: 16", "batch_size: 32")
-    with pytest.raises(ConfigError, match=r"max_batch_size 16 is below the mux batch size 32"):
-        load_deepstream_config(configs)
-
-
-def test_grpc_without_cuda_buffer_sharing_is_refused(configs: Path) -> None:
-    edit(
-        configs / "nvinferserver_grpc.txt",
-        "enable_cuda_buffer_sharing: true",
-        "enable_cuda_buffer_sharing: false",
-    )
-    with pytest.raises(ConfigError, match=r"enable_cuda_buffer_sharing must be true"):
-        load_deepstream_config(configs)
-
-
-def test_a_missing_field_is_named(configs: Path) -> None:
-    edit(configs / "nvinferserver_grpc.txt", "enable_cuda_buffer_sharing: true", "")
-    with pytest.raises(ConfigError, match=r"nvinferserver_grpc.txt lacks grpc.enable_cuda_buffer_sharing"):
-        load_deepstream_config(configs)
-
-
-def test_tracker_without_shadow_tracking_is_refused(configs: Path) -> None:
-    edit(configs / "tracker_nvdcf.yml", "maxShadowTrackingAge: 30", "maxShadowTrackingAge: 0")
-    with pytest.raises(ConfigError, match=r"maxShadowTrackingAge must be at least 1"):
-        load_deepstream_config(configs)
-
-
-def test_an_inference_interval_other_than_the_pipelines_is_refused(configs: Path) -> None:
-    edit(configs / "nvinferserver_grpc.txt", "interval: 0", "interval: 2")
-    with pytest.raises(ConfigError, match=r"input_control.interval is 2, pipeline.yaml says 0"):
-        load_deepstream_config(configs)
-
-
-def test_a_tracker_dropping_objects_a_plan_accepts_is_refused(configs: Path) -> None:
-    edit(configs / "tracker_nvdcf.yml", "minDetectorConfidence: 0.03", "minDetectorConfidence: 0.2")
-    with pytest.raises(ConfigError, match=r"minDetectorConfidence must be at most 0.0375"):
+@pytest.mark.parametrize(
+    ("name", "old", "new", "reason"),
+    [
+        pytest.param(
+            "pipeline.yaml",
+            "  live_source: true",
+            "  live_source: true\n  live_sorce: false",
+            r"pipeline.yaml: mux.live_sorce: Extra inputs",
+            id="unknown key",
+        ),
+        pytest.param(
+            "pipeline.yaml",
+            "width: 1920",
+            "width: 1921",
+            r"mux.width: Input should be a multiple of 2",
+            id="odd surface width",
+        ),
+        pytest.param(
+            "nvinferserver_capi.txt",
+            'model_name: "cityveil_detect"',
+            'model_name: "face_centerface"',
+            r"nvinferserver_capi.txt: triton.model_name is 'face_centerface'",
+            id="another model",
+        ),
+        pytest.param(
+            "pipeline.yaml",
+            "height: 1080",
+            "height: 720",
+            r"IMAGES dims must be the mux surface \[720, 1920, 3\]",
+            id="input dims not the surface",
+        ),
+        pytest.param(
+            "pipeline.yaml",
+            "batch_size: 16",
+            "batch_size: 32",
+            r"max_batch_size 16 is below the mux batch size 32",
+            id="batch above nvinferserver",
+        ),
+        pytest.param(
+            "nvinferserver_grpc.txt",
+            "enable_cuda_buffer_sharing: true",
+            "enable_cuda_buffer_sharing: false",
+            r"enable_cuda_buffer_sharing must be true",
+            id="no CUDA buffer sharing",
+        ),
+        pytest.param(
+            "nvinferserver_grpc.txt",
+            "enable_cuda_buffer_sharing: true",
+            "",
+            r"nvinferserver_grpc.txt lacks grpc.enable_cuda_buffer_sharing",
+            id="missing field",
+        ),
+        pytest.param(
+            "tracker_nvdcf.yml",
+            "maxShadowTrackingAge: 30",
+            "maxShadowTrackingAge: 0",
+            r"maxShadowTrackingAge must be at least 1",
+            id="no shadow tracking",
+        ),
+        pytest.param(
+            "nvinferserver_grpc.txt",
+            "interval: 0",
+            "interval: 2",
+            r"input_control.interval is 2, pipeline.yaml says 0",
+            id="another inference interval",
+        ),
+        pytest.param(
+            "tracker_nvdcf.yml",
+            "minDetectorConfidence: 0.03",
+            "minDetectorConfidence: 0.2",
+            r"minDetectorConfidence must be at most 0.0375",
+            id="tracker drops accepted objects",
+        ),
+    ],
+)
+def test_a_broken_config_is_refused_with_its_reason(
+    configs: Path, name: str, old: str, new: str, reason: str
+) -> None:
+    edit(configs / name, old, new)
+    with pytest.raises(ConfigError, match=reason):
         load_deepstream_config(configs)
 
 
