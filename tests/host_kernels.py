@@ -1,9 +1,14 @@
 """The GPU mask kernels compiled for the host by g++, driven as `gpu_masks.mask_surfaces` drives them.
 
-Each CUDA block of a launch runs in turn with a single thread: the kernels stride their loops by the
-block's size and synchronise between phases, so one thread does a whole block's work in the same order of
-phases. The surfaces are NumPy memory: the kernels' arithmetic runs on every machine. Only the CUDA
-toolchain itself needs a GPU.
+Each CUDA block of a launch runs in turn, last first, with a single thread: the kernels stride their
+loops by the block's size and synchronise between phases, so one thread does a whole block's work in the
+same order of phases. The surfaces are NumPy memory: the kernels' arithmetic runs on every machine. Only
+the CUDA toolchain itself needs a GPU.
+
+What this cannot catch: races between the threads of a block (one thread, `__syncthreads` a no-op),
+shared memory read before it is written or beyond the launch's size (a static buffer, zeroed once),
+misaligned words and out-of-bounds writes. On a GPU, compute-sanitizer's racecheck, synccheck, initcheck
+and memcheck over the CuPy tests cover those.
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ from orchestrator.core import gpu_masks
 from orchestrator.core.gpu_masks import Surface, kernel_plan
 from orchestrator.core.masks import MaskStyle
 
-HARNESS = r"""
+HOST_SHARED = 64 * 1024  # the harness's shared buffer: more than a CUDA block gets without opting in
+
+HARNESS = (
+    f"#define HOST_SHARED {HOST_SHARED}\n"
+    + r"""
 #include <math.h>
 #include <algorithm>
 using std::min;
@@ -30,11 +39,12 @@ static Dim blockIdx, threadIdx, blockDim = {1};
 struct uchar4 { unsigned char x, y, z, w; };
 #define __global__
 #define __device__ static
-#define SHARED_BUFFER(name) static unsigned char name[64 * 1024] __attribute__((aligned(8)))
+#define SHARED_BUFFER(name) static unsigned char name[HOST_SHARED] __attribute__((aligned(8)))
 static void __syncthreads() {}
 static int __double2int_rn(double v) { return (int)rint(v); }
 static unsigned atomicAdd(unsigned* a, unsigned v) { unsigned old = *a; *a += v; return old; }
 """
+)
 
 
 def _driver(names: Sequence[str]) -> str:
@@ -44,7 +54,9 @@ def _driver(names: Sequence[str]) -> str:
     return (
         'extern "C" void run(int kernel, const long long* table, const int* bands, int blocks,\n'
         "                    float* means) {\n"
-        "    for (int block = 0; block < blocks; ++block) {\n"
+        # Last block first: a GPU runs a launch's blocks in any order, so a plan that needs an order
+        # between the blocks of one launch (overlapping boxes in one layer) must fail here too.
+        "    for (int block = blocks - 1; block >= 0; --block) {\n"
         "        blockIdx.x = (unsigned)block;\n"
         "        switch (kernel) {\n" + cases + "        }\n    }\n}\n"
     )
@@ -74,7 +86,7 @@ class HostKernels:
         object_sides: np.ndarray,
     ) -> int:
         self.calls += 1
-        plan = kernel_plan(surfaces, frame_index, bounds, style, strengths, object_sides)
+        plan = kernel_plan(surfaces, frame_index, bounds, style, strengths, object_sides, HOST_SHARED)
         table, bands = np.ascontiguousarray(plan.table), np.ascontiguousarray(plan.bands)
         means = np.zeros(max(plan.means, 1), dtype=np.float32)
         for step in plan.launches:

@@ -62,6 +62,11 @@ class Surface:
     height: int
     planes: tuple[Plane, ...]  # RGBA: one; NV12: luma, chroma
 
+    def __post_init__(self) -> None:
+        if self.layout is Layout.NV12 and (self.width % 2 or self.height % 2):
+            # The chroma plane holds whole 2x2 blocks only: a box rounded out to them would pass its edge.
+            raise ValueError(f"an NV12 surface has even sizes, not {self.width}x{self.height}")
+
     @classmethod
     def rgba(cls, array: Any) -> Surface:
         """A mapped HxWx4 uint8 array (CuPy, rows possibly padded: strides[0] is the pitch)."""
@@ -100,7 +105,7 @@ COLUMNS = (
 COL = {name: i for i, name in enumerate(COLUMNS)}
 SOLID_BAND_ROWS = 8  # enough pixels per CUDA block to keep its threads busy on a small box
 THREADS = 64  # most boxes are under 200 px wide: wider CUDA blocks would leave threads idle
-SHARED_LIMIT = 48 * 1024  # bytes of shared memory a CUDA block may use without opting in
+SHARED_LIMIT = 48 * 1024  # bytes of shared memory a CUDA block may use without opting in to more
 
 
 @dataclass(frozen=True)
@@ -266,8 +271,12 @@ def kernel_plan(
     style: MaskStyle,
     strengths: np.ndarray,
     object_sides: np.ndarray,
+    shared_limit: int = SHARED_LIMIT,
 ) -> KernelPlan:
-    """The table, one CUDA block for every band of every row, and the style's launches, layer by layer."""
+    """The table, one CUDA block for every band of every row, and the style's launches, layer by layer.
+
+    `shared_limit`: the shared memory a CUDA block may have (the device's, where launches opt in to it).
+    """
     table = plane_table(surfaces, frame_index, bounds, style, strengths, object_sides)
     layers = _layers(table)
     order = np.argsort(layers, kind="stable")  # a layer's rows together, in their order
@@ -287,7 +296,7 @@ def kernel_plan(
         k.name: widest * k.shared_per_pixel_column + most_blocks * k.shared_per_block_column
         for k in KERNELS[style]
     }
-    if max(shared.values()) > SHARED_LIMIT:
+    if max(shared.values()) > shared_limit:
         raise ValueError(f"a box {widest} px wide is wider than the GPU kernels' shared memory holds")
     layer_of_band = layers[rows]
     launches = []
@@ -452,7 +461,9 @@ extern "C" __global__ void blur_means(const long long* table, const int* bands, 
     unsigned int* sums = columns + d.w * 3;
     band_sums(d, columns, sums);
     float* out = means + (d.cell_start + (long long)(d.y0 / d.b) * d.wb) * 3;
-    for (int i = threadIdx.x; i < d.wb * 3; i += blockDim.x) out[i] = block_mean(sums[i], d.b);
+    for (int i = threadIdx.x; i < d.wb * 3; i += blockDim.x) {  // 3 per block; unused channels 0
+        out[i] = i % 3 < d.channels ? block_mean(sums[i], d.b) : 0.0f;
+    }
 }
 
 // masks.py's _upsample_linear: block-centre position in float32, weights and blend in double.
@@ -527,7 +538,8 @@ def device_work(
     """The plan, built on the host and uploaded once; None when there is nothing to mask."""
     import cupy
 
-    plan = kernel_plan(surfaces, frame_index, bounds, style, strengths, object_sides)
+    limit = cupy.cuda.Device().attributes["MaxSharedMemoryPerBlockOptin"]
+    plan = kernel_plan(surfaces, frame_index, bounds, style, strengths, object_sides, limit)
     if not len(plan.bands):
         return None
     return DeviceWork(plan, cupy.asarray(plan.table), cupy.asarray(plan.bands))
@@ -541,9 +553,10 @@ def launch(work: DeviceWork) -> None:
     means = cupy.empty(max(work.plan.means, 1), dtype=cupy.float32)
     for step in work.plan.launches:
         bands = work.bands[step.first_band : step.first_band + step.bands]
-        module.get_function(step.kernel)(
-            (step.bands,), (THREADS,), (work.table, bands, means), shared_mem=step.shared_bytes
-        )
+        kernel = module.get_function(step.kernel)
+        if step.shared_bytes > SHARED_LIMIT:  # a box over about 2000 px wide: opt in to the device's more
+            kernel.max_dynamic_shared_size_bytes = step.shared_bytes
+        kernel((step.bands,), (THREADS,), (work.table, bands, means), shared_mem=step.shared_bytes)
 
 
 def mask_surfaces(

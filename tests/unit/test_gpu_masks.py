@@ -21,6 +21,7 @@ from orchestrator.core.gpu_masks import (
     COL,
     GPU_STYLES,
     PARITY_TOLERANCE,
+    SHARED_LIMIT,
     SOLID_BAND_ROWS,
     Layout,
     Plane,
@@ -168,6 +169,27 @@ def test_overlapping_boxes_are_masked_one_after_another_as_numpy_does(
 
     mask_boxes(expected[:, :, :3], bounds, style, strengths, sides)
     np.testing.assert_array_equal(to_host(views[0]), expected)
+
+
+@ENGINES
+@STYLES
+def test_a_box_wider_than_default_shared_memory_holds_is_masked(
+    run_kernels: tuple[MaskFn, object], style: MaskStyle
+) -> None:
+    """A box over about 2000 px wide (a face close to a 4K camera) needs more shared memory than a CUDA
+    block gets by default: the launch opts in to the device's, instead of failing the batch. (A small
+    object side gives the finest blocks, hence the most shared memory.)"""
+    mask, xp = run_kernels
+    _, views = padded_rgba(xp, 1, 12, 2600, seed=4)
+    expected = to_host(views[0])
+    bounds, strengths, sides = np.array([[40, 0, 2580, 12]]), np.zeros(1), np.full(1, 12)
+    plan = kernel_plan([Surface.rgba(views[0])], np.zeros(1, int), bounds, style, strengths, sides, 1 << 20)
+    assert style is MaskStyle.SOLID or max(step.shared_bytes for step in plan.launches) > SHARED_LIMIT
+
+    mask([Surface.rgba(views[0])], np.zeros(1, int), bounds, style, strengths, sides)
+
+    mask_boxes(expected[:, :, :3], bounds, style, strengths, sides)
+    assert np.abs(to_host(views[0]).astype(int) - expected.astype(int)).max() <= PARITY_TOLERANCE
 
 
 def test_overlapping_boxes_of_a_plane_go_in_later_layers_in_their_order() -> None:
