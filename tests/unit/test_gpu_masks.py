@@ -287,6 +287,11 @@ def test_a_box_too_wide_for_shared_memory_is_refused() -> None:
         )
 
 
+def test_an_odd_sized_nv12_surface_is_refused() -> None:
+    with pytest.raises(ValueError, match="even sizes"):
+        Surface(Layout.NV12, 63, 32, (Plane(1000, 128), Plane(9000, 128)))
+
+
 def test_nv12_table_has_a_luma_and_a_half_size_chroma_row_per_box() -> None:
     surface = Surface(Layout.NV12, 64, 32, (Plane(1000, 128), Plane(9000, 128)))
     table = plane_table(
