@@ -93,7 +93,8 @@ class FrameHandoff:
     """
 
     def __init__(self) -> None:
-        self._frames: dict[int, dict[int, Detections | None]] = defaultdict(dict)  # source -> frame -> it
+        # source -> frame number -> the accepted detections, or None where analysis failed
+        self._frames: dict[int, dict[int, Detections | None]] = defaultdict(dict)
         self._lock = threading.Lock()  # the two probes run on different streaming threads
 
     def accepted(self, source_id: int, frame_num: int, detections: Detections) -> None:
