@@ -1,6 +1,7 @@
 """Per-frame latency and frames/s of the frame step with its detectors on the embedded backend (ONNX Runtime
-in process) and through Triton gRPC (the CPU server of nvidia-pytriton on this machine), with and without
-system shared memory, at 1 and 4 concurrent streams.
+in process) and through Triton gRPC (the server of nvidia-pytriton, its python-backend models on the CPU),
+with and without system shared memory (and with CUDA shared memory where cuda-python finds a GPU), at 1
+and 4 concurrent streams.
 
 Two things are timed: `detector_call`, one face detection at scale 1 on one 1280x720 frame (the backend
 alone), and `frame_step`, a live camera's whole step (profile public_space: faces and plates at the scales
@@ -125,6 +126,17 @@ def measure(
     return {key: round(statistics.median(r[key] for r in runs), 2) for key in runs[0]}
 
 
+def cuda_shared_memory_available() -> bool:
+    """cuda-python (the gpu extra) and a CUDA GPU on this host."""
+    try:
+        import tritonclient.utils.cuda_shared_memory  # noqa: F401
+        from cuda.bindings import runtime
+    except (ImportError, RuntimeError):
+        return False
+    error, count = runtime.cudaGetDeviceCount()
+    return error == runtime.cudaError_t.cudaSuccess and count > 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -143,6 +155,10 @@ def main() -> None:
             "triton, shared memory": {"triton": TritonOptions(server.url, shared_memory=SharedMemory.SYSTEM)},
             "triton, gRPC payload": {"triton": TritonOptions(server.url, shared_memory=SharedMemory.NONE)},
         }
+        if cuda_shared_memory_available():  # a GPU host: the server is the same CUDA build
+            backends["triton, CUDA shared memory"] = {
+                "triton": TritonOptions(server.url, shared_memory=SharedMemory.CUDA)
+            }
         for name, kwargs in backends.items():
             engine = EmbeddedEngine(**kwargs)
             try:
