@@ -13,7 +13,12 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .inference.triton_options import parse_inference
+from .inference.triton_options import (
+    CUDA_SHARED_MEMORY_NEEDS,
+    SharedMemory,
+    cuda_shared_memory_installed,
+    parse_inference,
+)
 
 SECRET_FILE = "secret.key"
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "cityveil", "test"}
@@ -51,7 +56,10 @@ class ServerSettings(BaseSettings):
     @field_validator("inference")
     @classmethod
     def _inference_backend(cls, value: str) -> str:
-        parse_inference(value)  # a clear error at start, not in every worker
+        options = parse_inference(value)  # a clear error at start, not in every worker
+        cuda = options is not None and options.shared_memory_kind is SharedMemory.CUDA
+        if cuda and not cuda_shared_memory_installed():
+            raise ValueError(CUDA_SHARED_MEMORY_NEEDS)
         return value
 
     @field_validator("secret_key")

@@ -26,8 +26,9 @@ from ..core.policy import DetectorTraits
 from ..core.yuv import Frame
 from ..video_frames import rgb_array
 from .detectors import MODELS, detector_traits
+from .onnx_backend import DeviceError
 from .repository import ModelSpec
-from .triton_options import SharedMemory, TritonOptions
+from .triton_options import CUDA_SHARED_MEMORY_NEEDS, SharedMemory, TritonOptions
 from .triton_server import ENSEMBLE
 
 log = structlog.get_logger(__name__)
@@ -102,8 +103,10 @@ class CudaRegions(_Regions):
     freeable_while_registered = False
 
     def __init__(self, client: grpcclient.InferenceServerClient, device: int) -> None:
-        import tritonclient.utils.cuda_shared_memory as cudashm  # imports cuda-python: GPU hosts only
-
+        try:  # imports cuda-python: GPU hosts only
+            import tritonclient.utils.cuda_shared_memory as cudashm
+        except (ImportError, RuntimeError) as exc:  # tritonclient raises RuntimeError without cuda-python
+            raise DeviceError(CUDA_SHARED_MEMORY_NEEDS) from exc
         self.client, self.device, self.cudashm = client, device, cudashm
 
     def _allocate(self, name: str, size: int) -> Any:

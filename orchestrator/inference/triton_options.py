@@ -6,6 +6,7 @@ Kept apart from the Triton client so that choosing a backend needs no `triton` e
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import parse_qs, urlsplit
@@ -40,6 +41,17 @@ class TritonOptions:
             return self.shared_memory
         local = self.url.rsplit(":", 1)[0].strip("[]") in LOCAL_HOSTS
         return SharedMemory.SYSTEM if local else SharedMemory.NONE
+
+
+CUDA_SHARED_MEMORY_NEEDS = "shared_memory=cuda needs the gpu extra (cuda-python) on a host with a CUDA GPU"
+
+
+def cuda_shared_memory_installed() -> bool:
+    """Whether cuda-python, which tritonclient's CUDA shared memory uses, is installed (nothing imported)."""
+    try:
+        return importlib.util.find_spec("cuda.bindings") is not None
+    except ModuleNotFoundError:  # not even the `cuda` namespace
+        return False
 
 
 def parse_inference(value: str) -> TritonOptions | None:

@@ -11,9 +11,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
-from orchestrator.inference.triton_backend import CudaRegions, SystemRegions, _Slot
-from orchestrator.inference.triton_options import SharedMemory, TritonOptions, parse_inference
+from orchestrator.inference.onnx_backend import DeviceError
+from orchestrator.inference.triton_backend import CudaRegions, SystemRegions, TritonClient, _Slot
+from orchestrator.inference.triton_options import (
+    SharedMemory,
+    TritonOptions,
+    cuda_shared_memory_installed,
+    parse_inference,
+)
+from orchestrator.settings import ServerSettings
 
 
 @pytest.mark.parametrize(
@@ -211,3 +219,14 @@ def test_at_close_a_system_region_is_unlinked_even_if_the_server_is_gone() -> No
     assert segment.exists()
     slot.release(closing=True)
     assert not segment.exists() and slot.retired == []
+
+
+@pytest.mark.skipif(cuda_shared_memory_installed(), reason="cuda-python is installed here")
+def test_cuda_shared_memory_without_cuda_python_is_a_clear_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "triton://127.0.0.1:1?shared_memory=cuda"
+    with pytest.raises(ValidationError, match="needs the gpu extra"):  # `cityveil serve`, at start
+        ServerSettings(inference=url, data_dir=tmp_path)
+    with pytest.raises(DeviceError, match="needs the gpu extra"):  # `cityveil anonymize`: exit 2
+        TritonClient(TritonOptions("127.0.0.1:1", shared_memory=SharedMemory.CUDA))
