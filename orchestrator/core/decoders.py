@@ -83,8 +83,9 @@ class DBParams:
 def label_components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """4-connected components of a 2-D boolean mask by union-find over pixel pairs (hook + compress).
 
-    Returns (flat indices of foreground pixels, component label of each); labels are the smallest flat
-    index in the component. The rounds of hooking grow with log(component size), not with its diameter.
+    Returns (flat indices of foreground pixels in raster order, component label of each); labels are the
+    smallest flat index in the component. The rounds of hooking grow with log(component size), not with
+    its diameter.
     """
     h, w = mask.shape
     flat = mask.ravel()

@@ -218,7 +218,7 @@ class StreamAnonymizer:
         self.stats = StreamStats()
         self._frame_number = 0
         self._zone_mask = self._zones(context)
-        self._zone_masks: dict[Any, Any] = {}  # the zone mask per array module: uploaded to a GPU once
+        self._zone_mask_on: dict[Any, Any] = {}  # array module -> the zone mask there (a GPU gets it once)
         self.plan = self._plan()
         self.log = log.bind(stream=name, profile=context.profile.name, models=self.model_labels)
 
@@ -338,9 +338,9 @@ class StreamAnonymizer:
                 frame.mask_region(self._zone_mask, self.plan.style, 1.0)
             else:
                 xp = array_module(frame)
-                if xp not in self._zone_masks:
-                    self._zone_masks[xp] = xp.asarray(self._zone_mask)
-                mask_region(frame, self._zone_masks[xp], self.plan.style, 1.0)
+                if xp not in self._zone_mask_on:
+                    self._zone_mask_on[xp] = xp.asarray(self._zone_mask)
+                mask_region(frame, self._zone_mask_on[xp], self.plan.style, 1.0)
         return FrameResult(
             image=frame,
             analysed=analysed,

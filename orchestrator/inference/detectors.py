@@ -15,7 +15,7 @@ from ..core.detections import Detections, ObjectClass
 from ..core.policy import DetectorTraits
 from ..core.yuv import Frame
 from .onnx_backend import LoadedModel
-from .preprocess import NetworkInput, Normaliser, centerface_input, centerface_planes, db_input, db_planes
+from .preprocess import NetworkInput, Normaliser, centerface_planes, db_planes, host_input
 from .repository import ModelSpec, RepositoryError
 
 # config.pbtxt parameter: the smallest object (network-input pixels) the detector finds reliably, measured
@@ -80,9 +80,10 @@ class _OnnxDetector:
     def label(self) -> str:
         return self.model.label
 
-    @staticmethod
-    def prepare(frames: list[Frame], scale: float) -> NetworkInput:
-        raise NotImplementedError
+    @classmethod
+    def prepare(cls, frames: list[Frame], scale: float) -> NetworkInput:
+        """Host frames -> the network's input at `scale` (swscale, then the family's normalisation)."""
+        return host_input(frames, scale, cls.normalise)
 
     @classmethod
     def decode(
@@ -101,7 +102,6 @@ class _OnnxDetector:
 class CenterFaceDetector(_OnnxDetector):
     object_class = ObjectClass.FACE
     box_slack = 8.0  # centre and size each uncertain by one 4-pixel heatmap cell
-    prepare = staticmethod(centerface_input)
     normalise = staticmethod(centerface_planes)
 
     @classmethod
@@ -125,7 +125,6 @@ class PlateTextDetector(_OnnxDetector):
     box_slack = 2.0  # DB maps are full resolution; the unclip distance is an estimate
     MIN_ASPECT = 1.2
     MAX_HEIGHT_SHARE = 0.25
-    prepare = staticmethod(db_input)
     normalise = staticmethod(db_planes)
 
     @classmethod

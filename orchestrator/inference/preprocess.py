@@ -65,18 +65,18 @@ def db_planes(rgb: Any) -> Any:
 Normaliser = Callable[[Any], Any]
 
 
-def _host_input(frames: list[Frame], scale: float, normalise: Normaliser) -> NetworkInput:
+def host_input(frames: list[Frame], scale: float, normalise: Normaliser) -> NetworkInput:
     batch, input_scale = _resized(frames, scale)
     planes = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
     return np.ascontiguousarray(normalise(planes)), input_scale
 
 
 def centerface_input(frames: list[Frame], scale: float) -> NetworkInput:
-    return _host_input(frames, scale, centerface_planes)
+    return host_input(frames, scale, centerface_planes)
 
 
 def db_input(frames: list[Frame], scale: float) -> NetworkInput:
-    return _host_input(frames, scale, db_planes)
+    return host_input(frames, scale, db_planes)
 
 
 def device_input(batch: Any, scale: float, normalise: Normaliser) -> tuple[Any, tuple[float, float]]:

@@ -142,7 +142,8 @@ class _Slot:
         self.handle: Any = None
         self.size = 0
         self.generation = 0
-        self.retired: list[tuple[str, Any]] = []  # (name, handle) of regions the server may still read
+        # Regions the server may still read: name, and the handle where it is not freed yet (CUDA).
+        self.retired: list[tuple[str, Any]] = []
 
     def images(self, batch: np.ndarray) -> grpcclient.InferInput:
         tensor = grpcclient.InferInput("IMAGES", list(batch.shape), "UINT8")
@@ -160,27 +161,31 @@ class _Slot:
         return tensor
 
     def retire(self) -> None:
-        """Never write the current region again (after a failed request)."""
-        if self.handle is not None:
-            self.retired.append((self.name, self.handle))
-            self.handle, self.size = None, 0
+        """Never write the current region again (after a failed request). POSIX memory is freed at once
+        (the server keeps its own mapping); a CUDA region waits until the server lets it go."""
+        if self.handle is None or self.regions is None:
+            return
+        handle = self.handle
+        if self.regions.freeable_while_registered:
+            self.regions.destroy(handle)
+            handle = None
+        self.retired.append((self.name, handle))
+        self.handle, self.size = None, 0
 
-    def release(self, closing: bool = False) -> None:
-        """Unregister and free the current region and every retired one the server has let go of."""
+    def release(self) -> None:
+        """Unregister the current region and every retired one, and free those the server has let go of."""
         self.retire()
-        self.retired = [
-            (name, handle) for name, handle in self.retired if not self._free(name, handle, closing)
-        ]
+        self.retired = [(name, handle) for name, handle in self.retired if not self._free(name, handle)]
 
-    def _free(self, name: str, handle: Any, closing: bool) -> bool:
+    def _free(self, name: str, handle: Any) -> bool:
         assert self.regions is not None
         try:
             self.regions.unregister(name)
         except Exception as exc:  # still in use by a late request, or the server is gone
             log.warning("shared_memory_not_unregistered", region=name, error=str(exc))
-            if not (closing and self.regions.freeable_while_registered):
-                return False  # kept: tried again later; a CUDA region left at exit goes with the process
-        self.regions.destroy(handle)
+            return False  # kept: tried again later; a CUDA region left at exit goes with the process
+        if handle is not None:
+            self.regions.destroy(handle)
         return True
 
 
@@ -206,7 +211,11 @@ class TritonClient:
         self.options = options
         self.client = grpcclient.InferenceServerClient(options.url)
         self._slots: queue.Queue[_Slot] = queue.Queue()
-        regions = _regions(self.client, options)
+        try:
+            regions = _regions(self.client, options)
+        except Exception:  # no CUDA shared memory here: the connection is not kept open for nothing
+            self.client.close()
+            raise
         tag = f"cityveil_{threading.get_native_id()}_{id(self):x}"
         for k in range(options.max_in_flight):
             self._slots.put(_Slot(regions, f"{tag}_{k}"))
@@ -274,7 +283,7 @@ class TritonClient:
 
     def close(self) -> None:
         while not self._slots.empty():
-            self._slots.get_nowait().release(closing=True)
+            self._slots.get_nowait().release()
         self.client.close()
 
 

@@ -2,7 +2,8 @@
 
 They run inside Triton's python stub, in the Triton environment, and reuse the embedded backend's code:
 the detectors' `prepare` (resize, normalise) and `decode` (peaks or regions, NMS) and the same ONNX Runtime
-loading, so both backends find the same objects on the same frames.
+loading, so both backends find the same objects on the same frames. Frames that arrive in GPU memory are
+resized on the GPU instead (`preprocess.device_input`) and normalised by the same per-family function.
 
 Tensors between the steps, per class of `MODELS` (FACE, PLATE): `<CLASS>_IMAGE` (the network input) and
 `<CLASS>_<output>` (the detector's outputs), plus PARAMS [B, 3 per class] = input scale x, y and the

@@ -167,12 +167,15 @@ def test_the_handoff_forgets_frames_that_never_reached_the_masking_probe() -> No
     handoff = FrameHandoff()
     handoff.accepted(0, 1, detections((1, 1, 5, 5)))
     handoff.failed(0, 2)
+    handoff.accepted(0, 5, detections((1, 1, 5, 5)))  # a frame ahead of the one taken next
     handoff.accepted(1, 2, detections((1, 1, 5, 5)))
     assert len(handoff.take(0, 3)) == 0  # frames 1 and 2 of source 0 went elsewhere: dropped, not kept
+    assert len(handoff.take(0, 1)) == 0 and len(handoff.take(0, 2)) == 0  # gone, the failure too
+    assert len(handoff.take(0, 5)) == 1  # later frames are kept
+    handoff.failed(0, 6)
     with pytest.raises(AnalysisFailed):
-        handoff.failed(0, 4)
-        handoff.take(0, 4)
-    handoff.forget(1)  # camera removed from slot 1: the next camera there starts afresh
+        handoff.take(0, 6)
+    handoff.forget(1)  # a new camera in slot 1: what its last camera left is not its own
     assert len(handoff.take(1, 2)) == 0
 
 

@@ -178,11 +178,11 @@ def test_a_retired_cuda_region_is_freed_only_once_the_server_lets_it_go(
     slot.retire()
     client.refuse.add("unregister")  # a late request still reads it
     slot.images(frames(2))  # a new region; the retired one is tried and kept
-    slot.release(closing=True)
+    slot.release()
     assert ("destroy", "cv_0_0") not in calls and ("destroy", "cv_0_1") not in calls
     assert [name for name, _ in slot.retired] == ["cv_0_0", "cv_0_1"]
     client.refuse.clear()
-    slot.release(closing=True)
+    slot.release()
     assert ("destroy", "cv_0_0") in calls and ("destroy", "cv_0_1") in calls and slot.retired == []
 
 
@@ -211,22 +211,23 @@ class FakeSystemClient:
         raise ConnectionError("server gone")
 
 
-def test_at_close_a_system_region_is_unlinked_even_if_the_server_is_gone() -> None:
-    """POSIX memory may be freed under the server (it keeps its own mapping); left, it would outlive us."""
+def test_a_retired_system_region_is_unlinked_at_once_even_if_the_server_is_gone() -> None:
+    """POSIX memory may be freed under the server (it keeps its own mapping); left, it would outlive us.
+    Only its registration waits to be undone."""
     slot = _Slot(SystemRegions(FakeSystemClient()), f"cv_test_{os.getpid()}")  # type: ignore[arg-type]
     slot.images(frames(1))
     segment = Path("/dev/shm") / slot.name
     assert segment.exists()
-    slot.release(closing=True)
-    assert not segment.exists() and slot.retired == []
+    slot.retire()
+    assert not segment.exists()
+    slot.release()  # the server is gone: unregistering fails, and the name is kept to try again
+    assert slot.retired == [(segment.name, None)]
 
 
 @pytest.mark.skipif(cuda_shared_memory_installed(), reason="cuda-python is installed here")
-def test_cuda_shared_memory_without_cuda_python_is_a_clear_usage_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cuda_shared_memory_without_cuda_python_is_a_clear_usage_error(tmp_path: Path) -> None:
     url = "triton://127.0.0.1:1?shared_memory=cuda"
     with pytest.raises(ValidationError, match="needs the gpu extra"):  # `cityveil serve`, at start
         ServerSettings(inference=url, data_dir=tmp_path)
-    with pytest.raises(DeviceError, match="needs the gpu extra"):  # `cityveil anonymize`: exit 2
+    with pytest.raises(DeviceError, match="needs the gpu extra"):  # the CLI turns DeviceError into exit 2
         TritonClient(TritonOptions("127.0.0.1:1", shared_memory=SharedMemory.CUDA))

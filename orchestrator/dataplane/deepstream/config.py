@@ -172,7 +172,7 @@ def _check_nvinferserver(
         problems.append(f"backend.outputs must be the one tensor {ENSEMBLE_OUTPUT}")
     if mode == "grpc" and sharing is not True:
         problems.append("grpc.enable_cuda_buffer_sharing must be true (frames stay on the GPU)")
-    interval = _one(config, "input_control").get("interval", [0])[0]
+    interval = config.get("input_control", [{}])[0].get("interval", [0])[0]
     if interval != settings.inference.interval:
         # The detection probe tells a frame between inferences from a failed one by this interval.
         problems.append(

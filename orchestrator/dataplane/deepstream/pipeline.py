@@ -228,6 +228,7 @@ class DeepStreamPipeline:
             free = sorted(set(range(self.settings.sources.max_cameras)) - set(self._by_slot))
             if not free:
                 raise PipelineError(f"no free source slot for camera {camera.id!r} (sources.max_cameras)")
+            self.handoff.forget(free[0])  # what the slot's last camera left in flight is not this one's
             entry = self._add(camera, profile, free[0])
             self._cameras[camera.id], self._by_slot[entry.slot] = entry, entry
             self.status[camera.id] = {"state": "starting", "slot": entry.slot}
@@ -251,7 +252,6 @@ class DeepStreamPipeline:
             if entry is None:
                 return
             del self._by_slot[entry.slot]
-            self.handoff.forget(entry.slot)
             self.status.pop(camera_id, None)
             self._summarise(camera_id, entry.stream, time.monotonic())
             self.rtsp.get_mount_points().remove_factory(f"/{camera_id}")

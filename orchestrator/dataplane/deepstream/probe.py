@@ -1,10 +1,12 @@
 """The pipeline's two pad probes, and the GPU surfaces they work on.
 
 - `DetectionProbe` (nvinferserver's src pad): the ensemble's DETECTIONS for each frame, thresholded by that
-  camera's current plan, become object meta, so nvtracker tracks exactly what the policy accepted.
-- `MaskingProbe` (the RGBA surface, before the demuxer): each frame's objects after the tracker go through
-  the embedded engine's frame step (policy, hold-over, zones); the boxes of the whole batch are then masked
-  by the GPU kernels in place, on the surface itself (mapped, never copied).
+  camera's current plan, become object meta, so nvtracker tracks exactly what the policy accepted. The
+  accepted detections also go straight to the masking probe (`FrameHandoff`), as does a failed analysis.
+- `MaskingProbe` (the RGBA surface, before the demuxer): each frame's objects after the tracker, with the
+  frame's accepted detections folded in (nothing the plan accepted depends on the tracker to be masked),
+  go through the embedded engine's frame step (policy, hold-over, zones); the boxes of the whole batch
+  are then masked by the GPU kernels in place, on the surface itself (mapped, never copied).
 
 Fail closed: a frame the probe cannot handle for any reason is painted over whole and counted; if even
 that fails, the batch is dropped. No crop and no unmasked pixel ever leaves the probe.
