@@ -82,7 +82,6 @@ class _OnnxDetector:
 
     @classmethod
     def prepare(cls, frames: list[Frame], scale: float) -> NetworkInput:
-        """Host frames -> the network's input at `scale` (swscale, then the family's normalisation)."""
         return host_input(frames, scale, cls.normalise)
 
     @classmethod

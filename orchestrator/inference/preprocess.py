@@ -66,17 +66,10 @@ Normaliser = Callable[[Any], Any]
 
 
 def host_input(frames: list[Frame], scale: float, normalise: Normaliser) -> NetworkInput:
+    """Host frames -> a network's input at `scale`: swscale, then the family's normalisation."""
     batch, input_scale = _resized(frames, scale)
     planes = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
     return np.ascontiguousarray(normalise(planes)), input_scale
-
-
-def centerface_input(frames: list[Frame], scale: float) -> NetworkInput:
-    return host_input(frames, scale, centerface_planes)
-
-
-def db_input(frames: list[Frame], scale: float) -> NetworkInput:
-    return host_input(frames, scale, db_planes)
 
 
 def device_input(batch: Any, scale: float, normalise: Normaliser) -> tuple[Any, tuple[float, float]]:
@@ -88,7 +81,4 @@ def device_input(batch: Any, scale: float, normalise: Normaliser) -> tuple[Any, 
 
 
 # By the name a model's source.yaml gives in `int8_calibration`.
-INPUTS: dict[str, Callable[[list[Frame], float], NetworkInput]] = {
-    "centerface": centerface_input,
-    "db": db_input,
-}
+NORMALISERS: dict[str, Normaliser] = {"centerface": centerface_planes, "db": db_planes}

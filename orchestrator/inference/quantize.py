@@ -25,7 +25,7 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from skimage import data
 
-from .preprocess import INPUTS
+from .preprocess import NORMALISERS, host_input
 
 QDQ_OPSET = 13  # per-channel DequantizeLinear needs opset 13
 CALIBRATION_LONG_SIDE = 640
@@ -54,9 +54,10 @@ class _Batches(CalibrationDataReader):
 def quantize_int8(model: onnx.ModelProto, family: str) -> bytes:
     """The int8 (QDQ) version of a float model, calibrated through the `family`'s pre-processing."""
     ort.set_default_logger_severity(3)  # calibration sessions would log every optimisation step
-    prepare = INPUTS[family]
+    normalise = NORMALISERS[family]
     blobs = [
-        prepare([image], CALIBRATION_LONG_SIDE / max(image.shape[:2]))[0] for image in calibration_images()
+        host_input([image], CALIBRATION_LONG_SIDE / max(image.shape[:2]), normalise)[0]
+        for image in calibration_images()
     ]
     if model.opset_import[0].version < QDQ_OPSET:
         model = version_converter.convert_version(model, QDQ_OPSET)

@@ -14,9 +14,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from orchestrator.cli import main
+from orchestrator.inference.detectors import CenterFaceDetector
 from orchestrator.inference.fetch import FetchError, pull_model
 from orchestrator.inference.onnx_backend import RuntimeOptions, load_model
-from orchestrator.inference.preprocess import centerface_input
 from orchestrator.inference.repository import ModelRepository, RepositoryError
 from orchestrator.samples import astronaut
 
@@ -100,7 +100,7 @@ def test_pull_adds_an_int8_copy_that_agrees_with_the_float_model(
     path = pull_model(repo.model("tiny"))
     int8 = onnx.load(path.parent / "model.int8.onnx")
     assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in int8.graph.node}
-    image, _ = centerface_input([astronaut()], 0.25)  # a photograph, as the calibration saw them
+    image, _ = CenterFaceDetector.prepare([astronaut()], 0.25)  # a photograph, as the calibration saw them
     outputs = [
         ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"image": image})[0]
         for p in (path, path.parent / "model.int8.onnx")

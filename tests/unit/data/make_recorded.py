@@ -17,7 +17,7 @@ float16 with the model label, compressed. The unit tests load only these files: 
   "CV 2026 EU" in black, centred on it, in Pillow's default font at size 28 (characters ~19 px tall).
   The canvas is square, not 256x128, so that the plate is a realistic share of the frame: PlateTextDetector
   drops regions whose grown box is over 1/4 of the frame height, and the grown box of 20 px text is ~41 px;
-- input: `db_input([image], 1.0)`, as PlateTextDetector feeds the network (BGR, scaled to -1..1);
+- input: `PlateTextDetector.prepare([image], 1.0)`, as the detector feeds the network (BGR, scaled to -1..1);
 - saved: `probability` [1,1,256,256], the `plate` rectangle and the `text` box (`ImageDraw.textbbox`),
   both x1, y1, x2, y2 in image pixels.
 """
@@ -30,8 +30,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from skimage import data
 
+from orchestrator.inference.detectors import PlateTextDetector
 from orchestrator.inference.onnx_backend import RuntimeOptions, load_model
-from orchestrator.inference.preprocess import db_input
 from orchestrator.inference.repository import ModelRepository
 
 HERE = Path(__file__).parent
@@ -73,7 +73,7 @@ def plate_image() -> tuple[np.ndarray, tuple[int, ...], tuple[float, ...]]:
 
 def record_plate() -> None:
     image, plate, text = plate_image()
-    blob, input_scale = db_input([image], 1.0)
+    blob, input_scale = PlateTextDetector.prepare([image], 1.0)
     assert input_scale == (1.0, 1.0), input_scale
     record(
         HERE / "ppocr_plate_256x256.npz",
