@@ -116,8 +116,6 @@ def plan_frame(
         traits = detectors.get(object_class, DetectorTraits(reliable_min_px=target, box_slack=1.0))
         scale = traits.reliable_min_px / target
         scale = min(MAX_UPSCALE, max(MIN_SCALE, scale, budget_scale))
-        if traits.fixed_scale is not None:
-            scale = traits.fixed_scale
         # The biggest object: nearly the frame's short side, or what the geometry allows at the bottom row.
         largest = float(min(context.width, context.height))
         if context.geometry is not None and object_class in (ObjectClass.FACE, ObjectClass.PLATE):
@@ -125,8 +123,8 @@ def plan_frame(
                 largest, context.geometry.largest_object_px(object_class, context.width, context.height)
             )
         coarse = traits.reliable_max_px / largest if largest * scale > traits.reliable_max_px else None
-        if traits.fixed_scale is not None:
-            coarse = None
+        if traits.fixed_scale is not None:  # what the caller cannot choose: one pass at its scale
+            scale, coarse = traits.fixed_scale, None
         classes[object_class] = ClassPlan(
             threshold=round(policy.threshold * (1 - CROWD_THRESHOLD_DROP * crowd), 4),
             margin=round(policy.margin * (1 + CROWD_MARGIN_GROWTH * crowd), 4),
